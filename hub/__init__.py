@@ -1,0 +1,45 @@
+"""The integration hub's public surface for plugin authors.
+
+Everything a provider plugin needs is importable from here; the rest of ``hub`` is the core's own.
+"""
+
+from hub.auth import ApiKeyAuth, OAuth2, pkce_pair
+from hub.context import ConnectionContext
+from hub.errors import (
+    Conflict,
+    CredentialsRejected,
+    HubError,
+    InvalidRequest,
+    NotConnected,
+    NotFound,
+    PluginError,
+    ProviderError,
+    Unauthorized,
+    ValidationFailed,
+)
+from hub.handlers import (
+    Action,
+    EntityMapper,
+    InboundSync,
+    OutboundItem,
+    OutboundSync,
+    Page,
+    PushResult,
+    SyncHandler,
+    VerifiedEvent,
+    WebhookRequest,
+    WebhookVerifier,
+)
+from hub.hookspecs import hookimpl
+from hub.http import ProviderHttp
+from hub.types import AccountInfo, HubEvent, ProviderInfo, RateLimit, TokenSet
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AccountInfo", "Action", "ApiKeyAuth", "Conflict", "ConnectionContext", "CredentialsRejected", "EntityMapper",
+    "HubError", "HubEvent", "InboundSync", "InvalidRequest", "NotConnected", "NotFound", "OAuth2", "OutboundItem",
+    "OutboundSync", "Page", "PluginError", "ProviderError", "ProviderHttp", "ProviderInfo", "PushResult",
+    "RateLimit", "SyncHandler", "TokenSet", "Unauthorized", "ValidationFailed", "VerifiedEvent", "WebhookRequest",
+    "WebhookVerifier", "__version__", "hookimpl", "pkce_pair",
+]

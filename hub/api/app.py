@@ -1,0 +1,69 @@
+"""The Litestar application factory."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from litestar import Litestar, Router
+from litestar.di import Provide
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
+from litestar.openapi.spec import Components, SecurityScheme
+
+from hub import __version__
+from hub.api import admin, connections, health, oauth, providers, tenant
+from hub.api.deps import provide_admin_db, provide_hub, provide_tenant_db, provide_tenant_id, require_admin
+from hub.api.errors import EXCEPTION_HANDLERS
+from hub.db.migrate import upgrade_async
+from hub.runtime import Hub
+
+
+def create_app(hub: Hub, *, migrate: bool = False, owns_hub: bool = False) -> Litestar:
+    """Build the API around a ``Hub``. ``migrate`` brings the schema to head on start-up (the embedded
+    default does this); ``owns_hub`` closes the hub's engine and HTTP client on shutdown."""
+
+    @asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        if migrate:
+            await upgrade_async(hub.engine)
+        try:
+            yield
+        finally:
+            if owns_hub:
+                await hub.aclose()
+
+    tenant_router = Router(
+        path="/",
+        route_handlers=[connections.ConnectionController, tenant.get_own_tenant, tenant.patch_own_tenant],
+        dependencies={"tenant_id": Provide(provide_tenant_id), "db": Provide(provide_tenant_db)},
+        security=[{"apiKey": []}],
+    )
+    admin_router = Router(
+        path="/",
+        route_handlers=[admin.AdminController],
+        dependencies={"admin": Provide(require_admin), "db": Provide(provide_admin_db)},
+        security=[{"adminToken": []}],
+    )
+    app = Litestar(
+        route_handlers=[
+            health.healthz, health.readyz, providers.list_providers, providers.get_provider,
+            oauth.oauth_callback, tenant_router, admin_router,
+        ],
+        dependencies={"hub": Provide(provide_hub, sync_to_thread=False)},
+        exception_handlers=EXCEPTION_HANDLERS,
+        lifespan=[lifespan],
+        request_max_body_size=hub.settings.max_body_bytes,
+        openapi_config=OpenAPIConfig(
+            title="Integration hub",
+            version=__version__,
+            path="/schema",
+            render_plugins=[ScalarRenderPlugin(), SwaggerRenderPlugin(path="/swagger")],
+            components=Components(security_schemes={
+                "apiKey": SecurityScheme(type="http", scheme="bearer", description="A tenant's API key"),
+                "adminToken": SecurityScheme(type="http", scheme="bearer", description="The operator's admin token"),
+            }),
+        ),
+    )
+    app.state.hub = hub
+    return app

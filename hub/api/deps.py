@@ -1,0 +1,55 @@
+"""Request dependencies: the hub, the caller's identity, and a unit-of-work session.
+
+The session commits in the dependency's cleanup, which Litestar runs before the response is sent, so a
+commit that fails becomes an error response instead of a 2xx over a lost write.
+"""
+
+from __future__ import annotations
+
+import hmac
+import uuid
+from collections.abc import AsyncGenerator
+
+from litestar import Request
+from litestar.datastructures import State
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from hub.errors import Unauthorized
+from hub.runtime import Hub
+from hub.tenants import authenticate
+
+
+def provide_hub(state: State) -> Hub:
+    return state.hub
+
+
+def _bearer(request: Request) -> str:
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthorized("send `Authorization: Bearer <api key>`")
+    return token.strip()
+
+
+async def provide_tenant_id(request: Request, hub: Hub) -> uuid.UUID:
+    token = _bearer(request)
+    async with hub.session() as session:
+        tenant_id = await authenticate(session, token)
+    if tenant_id is None:
+        raise Unauthorized("invalid or revoked API key")
+    return tenant_id
+
+
+async def require_admin(request: Request, hub: Hub) -> None:
+    if not hmac.compare_digest(_bearer(request).encode(), hub.admin_token.encode()):
+        raise Unauthorized("invalid admin token")
+
+
+async def provide_tenant_db(hub: Hub, tenant_id: uuid.UUID) -> AsyncGenerator[AsyncSession, None]:
+    async with hub.session(tenant_id) as session:
+        yield session
+
+
+async def provide_admin_db(hub: Hub, admin: None) -> AsyncGenerator[AsyncSession, None]:
+    async with hub.session() as session:
+        yield session

@@ -1,0 +1,245 @@
+"""The ``hub`` command."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import sys
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import click
+import msgspec
+
+from hub.config import Settings
+from hub.errors import HubError, PluginError
+
+T = TypeVar("T")
+
+
+def _settings() -> Settings:
+    return Settings.from_env()
+
+
+def _hub(**kwargs: Any):
+    from hub.runtime import Hub
+
+    try:
+        return Hub.create(_settings(), **kwargs)
+    except (PluginError, ValueError) as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+async def _ensure_schema(hub) -> None:
+    """The embedded database is migrated on use; a server database must be migrated on purpose."""
+    from hub.db.migrate import current_revision, head_revision, upgrade_async
+
+    if hub.settings.is_embedded_database:
+        await upgrade_async(hub.engine)
+    elif await current_revision(hub.engine) != head_revision():
+        raise click.ClickException("the database schema is not current: run `hub migrate` first")
+
+
+def _run(work: Callable[[Any], Awaitable[T]], *, schema: bool = True) -> T:
+    """Run ``work(hub)`` on a fresh hub and close it; hub and database errors become clean CLI errors."""
+    from sqlalchemy.exc import OperationalError
+
+    hub = _hub()
+
+    async def main() -> T:
+        try:
+            if schema:
+                await _ensure_schema(hub)
+            return await work(hub)
+        finally:
+            await hub.aclose()
+
+    try:
+        return asyncio.run(main())
+    except HubError as exc:
+        raise click.ClickException(f"{exc.message} ({exc.code})") from None
+    except OperationalError as exc:
+        raise click.ClickException(f"the database is unreachable: {type(exc.orig).__name__}") from None
+
+
+def _echo_json(value: Any) -> None:
+    click.echo(json.dumps(msgspec.to_builtins(value), indent=2))
+
+
+def _uuid(ctx: click.Context, param: click.Parameter, value: str | None) -> uuid.UUID | None:
+    if value is None:
+        return None
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        raise click.BadParameter("not a UUID") from None
+
+
+@click.group()
+@click.option("-v", "--verbose", is_flag=True, help="Log at debug level.")
+def main(verbose: bool) -> None:
+    """The integration hub. Configuration comes from HUB_* environment variables (see README)."""
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO, stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
+@click.option("--port", default=8000, show_default=True, type=int, help="Port to listen on.")
+@click.option("--migrate/--no-migrate", default=None,
+              help="Bring the schema to head on start (default: on for the embedded SQLite database).")
+def serve(host: str, port: int, migrate: bool | None) -> None:
+    """Run the HTTP API."""
+    import uvicorn
+
+    from hub.api.app import create_app
+
+    hub = _hub()
+    settings = hub.settings
+    if migrate is None:
+        migrate = settings.is_embedded_database
+    app = create_app(hub, migrate=migrate, owns_hub=True)
+    if settings.admin_token is None:
+        click.echo(f"admin token: {settings.home / 'admin_token'}", err=True)
+    click.echo(f"providers: {', '.join(sorted(hub.registry.providers)) or 'none installed'}", err=True)
+    uvicorn.run(app, host=host, port=port, log_config=None)
+
+
+@main.command()
+def migrate() -> None:
+    """Bring the database schema to the latest revision."""
+    from hub.db.migrate import upgrade_async
+
+    _run(lambda hub: upgrade_async(hub.engine), schema=False)
+    click.echo("database is at the latest revision")
+
+
+@main.command()
+def plugins() -> None:
+    """Installed plugins, their versions, and what each provides."""
+    hub = _hub()
+    registry = hub.registry
+    if not registry.plugins:
+        click.echo("no provider plugins installed (pip install ./plugins/<name>)")
+    for record in registry.plugins.values():
+        version = f" {record.distribution} {record.version}" if record.distribution else ""
+        click.echo(f"{record.name}{version}")
+        for slug in record.providers:
+            info = registry.providers[slug]
+            click.echo(f"  {slug}: {info.title} ({info.category}, auth {info.auth_kind})")
+            syncs = ", ".join(f"{s.entity} {s.direction}" for s in registry.syncs_for(slug))
+            actions = ", ".join(a.name for a in registry.actions_for(slug))
+            click.echo(f"    syncs: {syncs or '-'}")
+            click.echo(f"    actions: {actions or '-'}")
+            click.echo(f"    webhooks: {'yes' if slug in registry.verifiers else 'no'}")
+
+
+@main.group()
+def tenants() -> None:
+    """Create and list tenants."""
+
+
+@tenants.command("create")
+@click.argument("name")
+@click.option("--timezone", default="UTC", show_default=True, help="The tenant's default IANA time zone.")
+def tenants_create(name: str, timezone: str) -> None:
+    """Create a tenant; prints its id and a new API key (shown once) as JSON."""
+    from hub import tenants as svc
+
+    async def work(hub):
+        async with hub.session() as session:
+            tenant = await svc.create_tenant(session, name, {"timezone": timezone})
+            key = await svc.create_api_key(session, tenant.id, "default")
+            return {"tenant": svc.tenant_out(tenant), "api_key": key}
+
+    _echo_json(_run(work))
+
+
+@tenants.command("list")
+def tenants_list() -> None:
+    """All tenants, as JSON."""
+    from hub import tenants as svc
+
+    async def work(hub):
+        async with hub.session() as session:
+            return [svc.tenant_out(t) for t in await svc.list_tenants(session)]
+
+    _echo_json(_run(work))
+
+
+@main.group("api-keys")
+def api_keys() -> None:
+    """Issue, list and revoke tenants' API keys."""
+
+
+@api_keys.command("create")
+@click.option("--tenant", "tenant_id", required=True, callback=_uuid, help="Tenant id.")
+@click.option("--name", default=None, help="A name to recognise the key by.")
+def api_keys_create(tenant_id: uuid.UUID, name: str | None) -> None:
+    """Issue a new API key (shown once)."""
+    from hub import tenants as svc
+
+    async def work(hub):
+        async with hub.session() as session:
+            return await svc.create_api_key(session, tenant_id, name)
+
+    _echo_json(_run(work))
+
+
+@api_keys.command("list")
+@click.option("--tenant", "tenant_id", required=True, callback=_uuid, help="Tenant id.")
+def api_keys_list(tenant_id: uuid.UUID) -> None:
+    """A tenant's keys: prefixes, names, last use; never the keys themselves."""
+    from hub import tenants as svc
+
+    async def work(hub):
+        async with hub.session() as session:
+            await svc.get_tenant(session, tenant_id)
+            return [svc.api_key_out(k) for k in await svc.list_api_keys(session, tenant_id)]
+
+    _echo_json(_run(work))
+
+
+@api_keys.command("revoke")
+@click.argument("key_id", callback=_uuid)
+def api_keys_revoke(key_id: uuid.UUID) -> None:
+    """Revoke an API key by its id."""
+    from hub import tenants as svc
+
+    async def work(hub):
+        async with hub.session() as session:
+            return svc.api_key_out(await svc.revoke_api_key(session, key_id))
+
+    _echo_json(_run(work))
+
+
+@main.group()
+def keys() -> None:
+    """Encryption keys for secrets at rest."""
+
+
+@keys.command("generate")
+def keys_generate() -> None:
+    """Print a new random key, to put first in HUB_ENCRYPTION_KEYS."""
+    from hub.vault import generate_key
+
+    click.echo(generate_key())
+
+
+@keys.command("rotate")
+def keys_rotate() -> None:
+    """Re-encrypt every secret with the first key of HUB_ENCRYPTION_KEYS (safe while the hub serves).
+
+    Put the new key first and keep the old ones after it; once this finishes, the old keys can go."""
+    from hub.keys import rotate_secrets
+
+    count = _run(rotate_secrets)
+    click.echo(f"re-encrypted {count} secret(s) with the first key")
+
+
+if __name__ == "__main__":
+    main()

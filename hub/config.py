@@ -1,0 +1,56 @@
+"""Settings, read once from the environment by the factories that need them (never at import time)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+import msgspec
+
+
+class Settings(msgspec.Struct, frozen=True, kw_only=True):
+    home: Path = Path(".hub")
+    database_url: str | None = None
+    broker_url: str | None = None
+    encryption_keys: tuple[str, ...] = ()
+    admin_token: str | None = None
+    public_url: str = "http://127.0.0.1:8000"
+    plugins: tuple[str, ...] | None = None
+    """The HUB_PLUGINS allowlist; None loads every installed plugin."""
+    max_body_bytes: int = 1_048_576
+    environ: Mapping[str, str] = msgspec.field(default_factory=dict)
+    """The whole environment, for plugins that read their own variables (client ids, secrets)."""
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        env = dict(os.environ if environ is None else environ)
+
+        def split(name: str) -> tuple[str, ...]:
+            return tuple(p.strip() for p in env.get(name, "").split(",") if p.strip())
+
+        plugins = split("HUB_PLUGINS") if "HUB_PLUGINS" in env else None
+        return cls(
+            home=Path(env.get("HUB_HOME") or ".hub"),
+            database_url=env.get("HUB_DATABASE_URL") or None,
+            broker_url=env.get("HUB_BROKER_URL") or None,
+            encryption_keys=split("HUB_ENCRYPTION_KEYS"),
+            admin_token=env.get("HUB_ADMIN_TOKEN") or None,
+            public_url=(env.get("HUB_PUBLIC_URL") or "http://127.0.0.1:8000").rstrip("/"),
+            plugins=plugins,
+            max_body_bytes=int(env.get("HUB_MAX_BODY_BYTES") or 1_048_576),
+            environ=env,
+        )
+
+    @property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{(self.home / 'hub.db').resolve()}"
+
+    @property
+    def is_embedded_database(self) -> bool:
+        return self.database_url is None or self.database_url.startswith("sqlite")
+
+    def oauth_redirect_uri(self) -> str:
+        return f"{self.public_url}/v1/oauth/callback"

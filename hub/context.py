@@ -1,0 +1,46 @@
+"""What a plugin's handlers receive: one tenant's connection, without a database session."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+
+from hub.errors import NotConnected
+from hub.http import ProviderHttp
+from hub.tokens import valid_access_token
+
+if TYPE_CHECKING:
+    from hub.runtime import Hub
+
+
+@dataclass(frozen=True, kw_only=True)
+class ConnectionContext:
+    tenant_id: uuid.UUID
+    connection_id: uuid.UUID
+    provider: str
+    account_id: str | None
+    account_name: str | None
+    metadata: dict[str, Any]
+    settings: Any
+    """The connection's settings, as the provider's declared settings Struct (or a dict when it declares none)."""
+    timezone: str
+    """The tenant's default IANA time zone."""
+    http: ProviderHttp
+    log: logging.Logger
+    _hub: Hub = field(repr=False)
+    _credentials: str | None = field(default=None, repr=False)
+
+    async def access_token(self) -> str:
+        """A valid OAuth access token, refreshed first if it expires within five minutes."""
+        return await valid_access_token(self._hub, self.connection_id)
+
+    def credentials(self, fields: type[msgspec.Struct]) -> Any:
+        """The API-key credentials the tenant connected with, decoded into the provider's fields type."""
+        if self._credentials is None:
+            raise NotConnected("the connection has no stored credentials")
+        raw = self._hub.vault.decrypt(self._credentials, self.tenant_id, self.connection_id, "credentials")
+        return msgspec.json.decode(raw, type=fields)

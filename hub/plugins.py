@@ -1,0 +1,184 @@
+"""Plugin loading and the registry.
+
+``load_plugins()`` is called by the app, worker and CLI factories — never at import time. It loads the
+entry-point group ``hub`` (each entry point's name is the provider slug), honours the ``HUB_PLUGINS``
+allowlist, runs ``check_pending()`` so a misspelled hook fails loudly, and resolves every registration
+into a ``Registry`` once; requests and jobs only read the registry.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from types import ModuleType
+from typing import Any
+
+import pluggy
+
+from hub import hookspecs
+from hub.auth import ApiKeyAuth, OAuth2
+from hub.config import Settings
+from hub.errors import PluginError
+from hub.handlers import Action, EntityMapper, InboundSync, OutboundSync, WebhookVerifier
+from hub.types import ProviderInfo
+
+log = logging.getLogger("hub.plugins")
+
+ENTRY_POINT_GROUP = "hub"
+
+
+@dataclass
+class PluginRecord:
+    name: str
+    distribution: str | None = None
+    version: str | None = None
+    providers: list[str] = field(default_factory=list)
+
+
+class Registry:
+    """Everything the loaded plugins registered, keyed for lookup. Refuses duplicates unless a
+    registration says ``replace=True``."""
+
+    def __init__(self) -> None:
+        self.providers: dict[str, ProviderInfo] = {}
+        self.auth: dict[str, OAuth2 | ApiKeyAuth] = {}
+        self.syncs: dict[tuple[str, str, str], OutboundSync | InboundSync] = {}
+        self.verifiers: dict[str, WebhookVerifier] = {}
+        self.mappers: dict[tuple[str, str], EntityMapper] = {}
+        self.actions: dict[tuple[str, str], Action] = {}
+        self.plugins: dict[str, PluginRecord] = {}
+        self.event_observers: Any = None
+        self._owners: dict[tuple[str, Any], str] = {}
+
+    def _put(self, table: dict, kind: str, key: Any, obj: Any, plugin: str, replace: bool) -> None:
+        if kind != "provider":
+            slug = key[0] if isinstance(key, tuple) else key
+            if slug not in self.providers:
+                raise PluginError(f"plugin {plugin!r} registers {kind} {key!r} for unknown provider {slug!r}")
+        if key in table and not replace:
+            owner = self._owners[(kind, key)]
+            what = "registered twice" if owner == plugin else f"already registered by plugin {owner!r}"
+            raise PluginError(
+                f"{kind} {key!r} from plugin {plugin!r} is {what}; pass replace=True to override it on purpose"
+            )
+        table[key] = obj
+        self._owners[(kind, key)] = plugin
+
+    def add_provider(self, info: ProviderInfo, plugin: str, replace: bool = False) -> None:
+        if not isinstance(info, ProviderInfo):
+            raise PluginError(f"plugin {plugin!r} registered {info!r}, not a ProviderInfo")
+        self._put(self.providers, "provider", info.slug, info, plugin, replace)
+        record = self.plugins.setdefault(plugin, PluginRecord(plugin))
+        if info.slug not in record.providers:
+            record.providers.append(info.slug)
+
+    def add_auth(self, strategy: OAuth2 | ApiKeyAuth, plugin: str, replace: bool = False) -> None:
+        self._check_type(strategy, (OAuth2, ApiKeyAuth), plugin)
+        self._put(self.auth, "auth", strategy.provider, strategy, plugin, replace)
+
+    def add_sync(self, handler: OutboundSync | InboundSync, plugin: str, replace: bool = False) -> None:
+        self._check_type(handler, (OutboundSync, InboundSync), plugin)
+        key = (handler.provider, handler.entity, handler.direction)
+        self._put(self.syncs, "sync", key, handler, plugin, replace)
+
+    def add_verifier(self, verifier: WebhookVerifier, plugin: str, replace: bool = False) -> None:
+        self._check_type(verifier, (WebhookVerifier,), plugin)
+        self._put(self.verifiers, "webhook verifier", verifier.provider, verifier, plugin, replace)
+
+    def add_mapper(self, mapper: EntityMapper, plugin: str, replace: bool = False) -> None:
+        self._check_type(mapper, (EntityMapper,), plugin)
+        self._put(self.mappers, "entity mapper", (mapper.provider, mapper.entity), mapper, plugin, replace)
+
+    def add_action(self, action: Action, plugin: str, replace: bool = False) -> None:
+        self._check_type(action, (Action,), plugin)
+        self._put(self.actions, "action", (action.provider, action.name), action, plugin, replace)
+
+    @staticmethod
+    def _check_type(obj: Any, types: tuple[type, ...], plugin: str) -> None:
+        if not isinstance(obj, types):
+            names = " or ".join(t.__name__ for t in types)
+            raise PluginError(f"plugin {plugin!r} registered {type(obj).__name__}, expected {names}")
+
+    def provider(self, slug: str) -> ProviderInfo | None:
+        return self.providers.get(slug)
+
+    def actions_for(self, slug: str) -> list[Action]:
+        return [a for (p, _), a in self.actions.items() if p == slug]
+
+    def syncs_for(self, slug: str) -> list[OutboundSync | InboundSync]:
+        return [s for (p, _, _), s in self.syncs.items() if p == slug]
+
+
+# Order matters: providers first, so every later registration can be checked against a known slug.
+_REGISTRATION_HOOKS = (
+    ("hub_register_providers", "add_provider"),
+    ("hub_register_auth", "add_auth"),
+    ("hub_register_entity_mappers", "add_mapper"),
+    ("hub_register_syncs", "add_sync"),
+    ("hub_register_webhook_verifiers", "add_verifier"),
+    ("hub_register_actions", "add_action"),
+)
+
+
+def _entry_point_plugins(allow: tuple[str, ...] | None) -> list[tuple[str, ModuleType, PluginRecord]]:
+    loaded = []
+    found = importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)
+    for missing in sorted(set(allow or ()) - {ep.name for ep in found}):
+        log.warning("HUB_PLUGINS names %r, which is not installed", missing)
+    for ep in found:
+        if allow is not None and ep.name not in allow:
+            continue
+        dist = ep.dist
+        record = PluginRecord(ep.name, dist.name if dist else None, dist.version if dist else None)
+        try:
+            module = ep.load()
+        except Exception as exc:  # a broken plugin must not take the hub down
+            log.warning("plugin %r (%s) failed to import and is skipped: %s: %s",
+                        ep.name, ep.value, type(exc).__name__, exc)
+            continue
+        loaded.append((ep.name, module, record))
+    return loaded
+
+
+def load_plugins(
+    settings: Settings,
+    *,
+    entry_points: bool = True,
+    extra: Iterable[tuple[str, object]] = (),
+) -> tuple[Registry, pluggy.PluginManager]:
+    """Load plugins and resolve their registrations into a Registry.
+
+    ``extra`` adds (name, module-or-object) plugins directly — how tests load a plugin that is not installed.
+    """
+    pm = pluggy.PluginManager("hub")
+    pm.add_hookspecs(hookspecs)
+    records: dict[str, PluginRecord] = {}
+    candidates = _entry_point_plugins(settings.plugins) if entry_points else []
+    candidates += [(name, obj, PluginRecord(name)) for name, obj in extra]
+    for name, obj, record in candidates:
+        if pm.get_plugin(name) is not None or pm.is_registered(obj):
+            raise PluginError(f"plugin {name!r} is loaded twice")
+        pm.register(obj, name=name)
+        records[name] = record
+    pm.check_pending()
+
+    registry = Registry()
+    registry.plugins = records
+    for hook_name, adder in _REGISTRATION_HOOKS:
+        for impl in getattr(pm.hook, hook_name).get_hookimpls():
+            plugin = impl.plugin_name
+
+            def register(obj: Any, *, replace: bool = False, _plugin: str = plugin) -> None:
+                getattr(registry, adder)(obj, _plugin, replace)
+
+            kwargs = {"register": register, "config": settings}
+            try:
+                impl.function(**{arg: kwargs[arg] for arg in impl.argnames})
+            except PluginError:
+                raise
+            except Exception as exc:
+                raise PluginError(f"plugin {plugin!r} failed in {hook_name}: {type(exc).__name__}: {exc}") from exc
+    registry.event_observers = pm.hook.hub_event
+    return registry, pm

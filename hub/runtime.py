@@ -1,0 +1,91 @@
+"""The hub's runtime: settings, database, vault, plugin registry and the shared HTTP client, built once
+by ``Hub.create`` and handed to the API, the CLI and the workers."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import AsyncIterator, Iterable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from hub.config import Settings
+from hub.db.engine import create_engine, create_sessionmaker
+from hub.db.tenancy import scope_to_tenant
+from hub.home import ensure_home, new_token, read_or_create_secret
+from hub.http import ProviderHttp
+from hub.plugins import Registry, load_plugins
+from hub.vault import Vault, generate_key
+
+log = logging.getLogger("hub")
+
+
+def resolve_vault(settings: Settings) -> Vault:
+    if settings.encryption_keys:
+        return Vault(settings.encryption_keys)
+    key, created = read_or_create_secret(settings.home / "encryption.key", generate_key)
+    if created:
+        log.warning("HUB_ENCRYPTION_KEYS is unset: generated a key in %s (mode 0600)", settings.home / "encryption.key")
+    return Vault([key])
+
+
+def resolve_admin_token(settings: Settings) -> str:
+    if settings.admin_token:
+        return settings.admin_token
+    path = settings.home / "admin_token"
+    token, created = read_or_create_secret(path, new_token)
+    if created:
+        log.warning("HUB_ADMIN_TOKEN is unset: generated one in %s (mode 0600)", path)
+    return token
+
+
+@dataclass
+class Hub:
+    settings: Settings
+    engine: AsyncEngine
+    sessionmaker: async_sessionmaker[AsyncSession]
+    vault: Vault
+    registry: Registry
+    http: ProviderHttp
+    admin_token: str
+
+    @classmethod
+    def create(
+        cls,
+        settings: Settings,
+        *,
+        entry_points: bool = True,
+        extra_plugins: Iterable[tuple[str, object]] = (),
+        http: ProviderHttp | None = None,
+    ) -> Hub:
+        ensure_home(settings.home)
+        registry, _ = load_plugins(settings, entry_points=entry_points, extra=extra_plugins)
+        engine = create_engine(settings.resolved_database_url)
+        return cls(
+            settings=settings,
+            engine=engine,
+            sessionmaker=create_sessionmaker(engine),
+            vault=resolve_vault(settings),
+            registry=registry,
+            http=http or ProviderHttp(),
+            admin_token=resolve_admin_token(settings),
+        )
+
+    @asynccontextmanager
+    async def session(self, tenant_id: uuid.UUID | None = None) -> AsyncIterator[AsyncSession]:
+        """A unit of work: commits when the block ends cleanly, rolls back when it raises."""
+        async with self.sessionmaker() as session:
+            if tenant_id is not None:
+                scope_to_tenant(session, tenant_id)
+            try:
+                yield session
+                await session.commit()
+            except BaseException:
+                await session.rollback()
+                raise
+
+    async def aclose(self) -> None:
+        await self.http.aclose()
+        await self.engine.dispose()

@@ -1,0 +1,104 @@
+"""A usable access token for a connection: the one function plugins (through their context) call.
+
+Refreshes ahead of expiry, single-flight across coroutines (an asyncio lock per connection), processes
+and machines (a row lock on the connection, then a re-check), with a rotated refresh token persisted in
+the same transaction as the new access token. ``invalid_grant`` marks the connection ``error``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+import weakref
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
+
+from sqlalchemy import select, update
+
+from hub.auth import OAuth2
+from hub.db.models import Connection
+from hub.errors import CredentialsRejected, NotConnected
+from hub.types import TokenSet
+
+if TYPE_CHECKING:
+    from hub.runtime import Hub
+
+log = logging.getLogger("hub.tokens")
+
+REFRESH_BUFFER = timedelta(minutes=5)
+_locks: weakref.WeakValueDictionary[uuid.UUID, asyncio.Lock] = weakref.WeakValueDictionary()
+
+
+def _is_fresh(conn: Connection, now: datetime) -> bool:
+    return conn.token_expires_at is None or conn.token_expires_at - REFRESH_BUFFER > now
+
+
+def _usable(conn: Connection | None) -> Connection:
+    if conn is None or conn.status != "connected" or conn.access_token_enc is None:
+        raise NotConnected("the connection is not connected")
+    return conn
+
+
+def _decrypt(hub: Hub, conn: Connection, field: str) -> str | None:
+    value = getattr(conn, f"{field}_enc")
+    return None if value is None else hub.vault.decrypt(value, conn.tenant_id, conn.id, field)
+
+
+def store_tokens(hub: Hub, conn: Connection, tokens: TokenSet) -> None:
+    conn.access_token_enc = hub.vault.encrypt(tokens.access_token, conn.tenant_id, conn.id, "access_token")
+    if tokens.refresh_token is not None:
+        conn.refresh_token_enc = hub.vault.encrypt(tokens.refresh_token, conn.tenant_id, conn.id, "refresh_token")
+    conn.token_expires_at = tokens.expires_at
+    if tokens.scope:
+        conn.scopes = tokens.scope
+
+
+async def valid_access_token(hub: Hub, connection_id: uuid.UUID) -> str:
+    async with hub.session() as session:
+        conn = _usable(await session.get(Connection, connection_id))
+        if _is_fresh(conn, datetime.now(UTC)):
+            return _decrypt(hub, conn, "access_token")  # type: ignore[return-value]
+
+    lock = _locks.get(connection_id)
+    if lock is None:
+        lock = _locks[connection_id] = asyncio.Lock()
+    async with lock:
+        return await _refresh_locked(hub, connection_id)
+
+
+async def _refresh_locked(hub: Hub, connection_id: uuid.UUID) -> str:
+    async with hub.sessionmaker() as session:
+        # Take the row lock first: FOR UPDATE on PostgreSQL; on SQLite the first write of the
+        # transaction takes the database write lock, which is as good a lock for one machine.
+        if session.bind.dialect.name == "sqlite":
+            await session.execute(
+                update(Connection).where(Connection.id == connection_id).values(status=Connection.status)
+            )
+        stmt = select(Connection).where(Connection.id == connection_id).with_for_update()
+        conn = _usable((await session.scalars(stmt.execution_options(populate_existing=True))).first())
+        if _is_fresh(conn, datetime.now(UTC)):
+            await session.rollback()
+            return _decrypt(hub, conn, "access_token")  # type: ignore[return-value]
+
+        strategy = hub.registry.auth.get(conn.provider)
+        refresh_token = _decrypt(hub, conn, "refresh_token")
+        if not isinstance(strategy, OAuth2) or refresh_token is None:
+            await session.rollback()
+            raise NotConnected("the access token expired and the connection has no way to refresh it")
+        try:
+            tokens = await strategy.refresh(hub.http, refresh_token)
+        except CredentialsRejected as exc:
+            conn.status = "error"
+            conn.last_error = f"token refresh rejected: {exc.code}"
+            await session.commit()
+            log.warning("connection %s: refresh rejected (%s); marked error", connection_id, exc.code)
+            raise NotConnected(f"the provider rejected the refresh token ({exc.code}); reconnect", code=exc.code) from None
+        except BaseException:
+            await session.rollback()
+            raise
+        store_tokens(hub, conn, tokens)
+        conn.last_error = None
+        await session.commit()
+        log.info("connection %s: access token refreshed", connection_id)
+        return tokens.access_token
