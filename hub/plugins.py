@@ -51,8 +51,11 @@ class Registry:
         self.plugins: dict[str, PluginRecord] = {}
         self.event_observers: Any = None
         self._owners: dict[tuple[str, Any], str] = {}
+        self.frozen = False
 
     def _put(self, table: dict, kind: str, key: Any, obj: Any, plugin: str, replace: bool) -> None:
+        if self.frozen:
+            raise PluginError(f"plugin {plugin!r} registered {kind} {key!r} after start-up; register in the hooks")
         if kind != "provider":
             slug = key[0] if isinstance(key, tuple) else key
             if slug not in self.providers:
@@ -167,11 +170,12 @@ def load_plugins(
     registry = Registry()
     registry.plugins = records
     for hook_name, adder in _REGISTRATION_HOOKS:
+        add = getattr(registry, adder)
         for impl in getattr(pm.hook, hook_name).get_hookimpls():
             plugin = impl.plugin_name
 
-            def register(obj: Any, *, replace: bool = False, _plugin: str = plugin) -> None:
-                getattr(registry, adder)(obj, _plugin, replace)
+            def register(obj: Any, *, replace: bool = False, _plugin: str = plugin, _add=add) -> None:
+                _add(obj, _plugin, replace)
 
             kwargs = {"register": register, "config": settings}
             try:
@@ -181,4 +185,5 @@ def load_plugins(
             except Exception as exc:
                 raise PluginError(f"plugin {plugin!r} failed in {hook_name}: {type(exc).__name__}: {exc}") from exc
     registry.event_observers = pm.hook.hub_event
+    registry.frozen = True
     return registry, pm

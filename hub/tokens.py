@@ -93,7 +93,9 @@ async def _refresh_locked(hub: Hub, connection_id: uuid.UUID) -> str:
             conn.last_error = f"token refresh rejected: {exc.code}"
             await session.commit()
             log.warning("connection %s: refresh rejected (%s); marked error", connection_id, exc.code)
-            raise NotConnected(f"the provider rejected the refresh token ({exc.code}); reconnect", code=exc.code) from None
+            raise NotConnected(
+                f"the provider rejected the refresh token ({exc.code}); reconnect", code=exc.code
+            ) from None
         except BaseException:
             await session.rollback()
             raise

@@ -2,19 +2,17 @@
 
 from __future__ import annotations
 
-import uuid
 from datetime import datetime
 from typing import Any
 
 import msgspec
 from litestar import Controller, Response, delete, get, patch, post, put
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from hub import connections as svc
+from hub.api.deps import Db, HubDep, TenantId
 from hub.connections import ConnectionOut, connection_out
 from hub.errors import NotFound, ValidationFailed
 from hub.oauth import start_authorization
-from hub.runtime import Hub
 
 
 class AuthorizeIn(msgspec.Struct, forbid_unknown_fields=True):
@@ -47,16 +45,16 @@ class ConnectionController(Controller):
     tags = ["connections"]
 
     @get("/", summary="The tenant's connections")
-    async def list(self, db: AsyncSession, tenant_id: uuid.UUID) -> list[ConnectionOut]:
+    async def list(self, db: Db, tenant_id: TenantId) -> list[ConnectionOut]:
         return [connection_out(c) for c in await svc.list_connections(db, tenant_id)]
 
     @get("/{provider:str}", summary="One connection")
-    async def get(self, db: AsyncSession, tenant_id: uuid.UUID, provider: str) -> ConnectionOut:
+    async def get(self, db: Db, tenant_id: TenantId, provider: str) -> ConnectionOut:
         return connection_out(await svc.get_connection(db, tenant_id, provider))
 
     @post("/{provider:str}/authorize", status_code=200, summary="Start an OAuth connect")
     async def authorize(
-        self, hub: Hub, db: AsyncSession, tenant_id: uuid.UUID, provider: str, data: AuthorizeIn
+        self, hub: HubDep, db: Db, tenant_id: TenantId, provider: str, data: AuthorizeIn
     ) -> AuthorizeOut:
         scopes = tuple(data.scopes) if data.scopes else None
         url, expires_at = await start_authorization(hub, db, tenant_id, provider, data.return_url, scopes)
@@ -64,27 +62,27 @@ class ConnectionController(Controller):
 
     @put("/{provider:str}", summary="Connect with API credentials (checked against the provider first)")
     async def connect(
-        self, hub: Hub, db: AsyncSession, tenant_id: uuid.UUID, provider: str, data: CredentialsIn
+        self, hub: HubDep, db: Db, tenant_id: TenantId, provider: str, data: CredentialsIn
     ) -> ConnectionOut:
         conn = await svc.connect_with_credentials(hub, db, tenant_id, provider, data.credentials, data.settings)
         return connection_out(conn)
 
     @patch("/{provider:str}", summary="Change settings or switch syncing on/off")
     async def update(
-        self, hub: Hub, db: AsyncSession, tenant_id: uuid.UUID, provider: str, data: ConnectionPatch
+        self, hub: HubDep, db: Db, tenant_id: TenantId, provider: str, data: ConnectionPatch
     ) -> ConnectionOut:
         conn = await svc.get_connection(db, tenant_id, provider)
         return connection_out(await svc.update_connection(hub, db, conn, data.settings, data.sync_enabled))
 
     @delete("/{provider:str}", status_code=200, summary="Disconnect: revoke, wipe secrets, keep history")
-    async def disconnect(self, hub: Hub, db: AsyncSession, tenant_id: uuid.UUID, provider: str) -> DisconnectOut:
+    async def disconnect(self, hub: HubDep, db: Db, tenant_id: TenantId, provider: str) -> DisconnectOut:
         conn = await svc.get_connection(db, tenant_id, provider)
         revoked = await svc.disconnect(hub, db, conn)
         return DisconnectOut(connection=connection_out(conn), revoked_at_provider=revoked)
 
     @post("/{provider:str}/actions/{action:str}", status_code=200, summary="Run one provider action")
     async def run_action(
-        self, hub: Hub, db: AsyncSession, tenant_id: uuid.UUID, provider: str, action: str, data: dict[str, Any]
+        self, hub: HubDep, db: Db, tenant_id: TenantId, provider: str, action: str, data: dict[str, Any]
     ) -> Response[Any]:
         svc.require_provider(hub, provider)
         spec = hub.registry.actions.get((provider, action))

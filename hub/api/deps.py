@@ -12,11 +12,17 @@ from collections.abc import AsyncGenerator
 
 from litestar import Request
 from litestar.datastructures import State
+from litestar.di import NamedDependency
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hub.errors import Unauthorized
 from hub.runtime import Hub
 from hub.tenants import authenticate
+
+HubDep = NamedDependency[Hub]
+Db = NamedDependency[AsyncSession]
+TenantId = NamedDependency[uuid.UUID]
+Admin = NamedDependency[None]
 
 
 def provide_hub(state: State) -> Hub:
@@ -31,7 +37,7 @@ def _bearer(request: Request) -> str:
     return token.strip()
 
 
-async def provide_tenant_id(request: Request, hub: Hub) -> uuid.UUID:
+async def provide_tenant_id(request: Request, hub: HubDep) -> uuid.UUID:
     token = _bearer(request)
     async with hub.session() as session:
         tenant_id = await authenticate(session, token)
@@ -40,16 +46,16 @@ async def provide_tenant_id(request: Request, hub: Hub) -> uuid.UUID:
     return tenant_id
 
 
-async def require_admin(request: Request, hub: Hub) -> None:
+async def require_admin(request: Request, hub: HubDep) -> None:
     if not hmac.compare_digest(_bearer(request).encode(), hub.admin_token.encode()):
         raise Unauthorized("invalid admin token")
 
 
-async def provide_tenant_db(hub: Hub, tenant_id: uuid.UUID) -> AsyncGenerator[AsyncSession, None]:
+async def provide_tenant_db(hub: HubDep, tenant_id: TenantId) -> AsyncGenerator[AsyncSession, None]:
     async with hub.session(tenant_id) as session:
         yield session
 
 
-async def provide_admin_db(hub: Hub, admin: None) -> AsyncGenerator[AsyncSession, None]:
+async def provide_admin_db(hub: HubDep, admin: Admin) -> AsyncGenerator[AsyncSession, None]:
     async with hub.session() as session:
         yield session

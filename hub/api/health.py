@@ -4,8 +4,8 @@ from litestar import get
 from litestar.response import Response
 from sqlalchemy import text
 
+from hub.api.deps import HubDep
 from hub.db.migrate import current_revision, head_revision
-from hub.runtime import Hub
 
 
 @get("/healthz", tags=["ops"], summary="The process is up")
@@ -14,7 +14,7 @@ async def healthz() -> dict[str, str]:
 
 
 @get("/readyz", tags=["ops"], summary="The database answers and its schema is current")
-async def readyz(hub: Hub) -> Response[dict[str, str]]:
+async def readyz(hub: HubDep) -> Response[dict[str, str]]:
     try:
         async with hub.engine.connect() as conn:
             await conn.execute(text("select 1"))

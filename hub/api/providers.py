@@ -7,9 +7,9 @@ from typing import Any
 import msgspec
 from litestar import get
 
+from hub.api.deps import HubDep
 from hub.auth import ApiKeyAuth, OAuth2
 from hub.connections import require_provider
-from hub.runtime import Hub
 from hub.types import ProviderInfo, RateLimit
 
 
@@ -46,7 +46,7 @@ def _schema(t: type | None) -> dict[str, Any] | None:
     return None if t is None else msgspec.json.schema(t)
 
 
-def provider_out(hub: Hub, info: ProviderInfo) -> ProviderOut:
+def provider_out(hub: HubDep, info: ProviderInfo) -> ProviderOut:
     auth = hub.registry.auth.get(info.slug)
     return ProviderOut(
         slug=info.slug, title=info.title, category=info.category, description=info.description,
@@ -65,10 +65,10 @@ def provider_out(hub: Hub, info: ProviderInfo) -> ProviderOut:
 
 
 @get("/v1/providers", tags=["providers"], summary="Installed providers")
-async def list_providers(hub: Hub) -> list[ProviderOut]:
+async def list_providers(hub: HubDep) -> list[ProviderOut]:
     return [provider_out(hub, info) for info in sorted(hub.registry.providers.values(), key=lambda i: i.slug)]
 
 
 @get("/v1/providers/{provider:str}", tags=["providers"], summary="One installed provider")
-async def get_provider(hub: Hub, provider: str) -> ProviderOut:
+async def get_provider(hub: HubDep, provider: str) -> ProviderOut:
     return provider_out(hub, require_provider(hub, provider))

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import uuid
 from typing import Any
 
 import msgspec
 from litestar import get, patch
-from sqlalchemy.ext.asyncio import AsyncSession
 
+from hub.api.deps import Db, TenantId
 from hub.tenants import TenantOut, get_tenant, parse_tenant_settings, tenant_out
 
 
@@ -17,12 +16,12 @@ class TenantPatch(msgspec.Struct, forbid_unknown_fields=True):
 
 
 @get("/v1/tenant", tags=["tenant"], summary="The calling tenant")
-async def get_own_tenant(db: AsyncSession, tenant_id: uuid.UUID) -> TenantOut:
+async def get_own_tenant(db: Db, tenant_id: TenantId) -> TenantOut:
     return tenant_out(await get_tenant(db, tenant_id))
 
 
 @patch("/v1/tenant", tags=["tenant"], summary="Change the calling tenant's settings")
-async def patch_own_tenant(db: AsyncSession, tenant_id: uuid.UUID, data: TenantPatch) -> TenantOut:
+async def patch_own_tenant(db: Db, tenant_id: TenantId, data: TenantPatch) -> TenantOut:
     tenant = await get_tenant(db, tenant_id)
     tenant.settings = msgspec.to_builtins(parse_tenant_settings({**tenant.settings, **data.settings}))
     await db.flush()

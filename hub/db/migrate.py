@@ -1,8 +1,7 @@
-"""Alembic, driven from code: ``hub migrate`` and the embedded default's start-up call ``upgrade``."""
+"""Alembic, driven from code: `hub migrate`, and the embedded default on start-up."""
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 
 from alembic import command
@@ -14,24 +13,21 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 MIGRATIONS = Path(__file__).with_name("migrations")
 
 
-def alembic_config(engine: AsyncEngine) -> Config:
+def alembic_config(connection=None) -> Config:
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
-    config.attributes["engine"] = engine
+    config.attributes["connection"] = connection
     return config
 
 
-def upgrade(engine: AsyncEngine, revision: str = "head") -> None:
-    """Run from a thread with no running event loop (the CLI); see ``upgrade_async`` otherwise."""
-    command.upgrade(alembic_config(engine), revision)
-
-
 async def upgrade_async(engine: AsyncEngine, revision: str = "head") -> None:
-    await asyncio.to_thread(upgrade, engine, revision)
+    """Alembic's documented recipe for asyncio: run the migration on a connection of the app's engine."""
+    async with engine.begin() as conn:
+        await conn.run_sync(lambda sync_conn: command.upgrade(alembic_config(sync_conn), revision))
 
 
 def head_revision() -> str | None:
-    return ScriptDirectory.from_config(alembic_config(None)).get_current_head()  # type: ignore[arg-type]
+    return ScriptDirectory.from_config(alembic_config()).get_current_head()
 
 
 async def current_revision(engine: AsyncEngine) -> str | None:

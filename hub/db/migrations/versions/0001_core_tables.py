@@ -1,14 +1,13 @@
 """core tables
 
 Revision ID: 0001
-Revises: 
+Revises:
 """
 
 from __future__ import annotations
 
 import sqlalchemy as sa
 from alembic import op
-
 from sqlalchemy.dialects import postgresql
 
 from hub.db.rls import disable_tenant_rls, enable_tenant_rls

@@ -1,0 +1,107 @@
+"""Fixtures for the core's tests. Every test that takes ``hub`` runs on SQLite and on PostgreSQL
+(``HUB_TEST_DATABASE_URL``); without it the PostgreSQL runs skip locally and fail in CI (CI=true)."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from litestar.testing import AsyncTestClient
+
+from hub.api.app import create_app
+from hub.config import Settings
+from hub.db.migrate import upgrade_async
+from hub.runtime import Hub
+from tests.testprovider import plugin as test_plugin
+from tests.testprovider.server import FakeProvider
+
+ADMIN_TOKEN = "admin-token-for-tests-0123456789"
+ENCRYPTION_KEY = "q0eDJi4JuQkMDdFs3nXgBEpm-bDDdH8xd_IoFhPkW2c"
+PG_URL = os.environ.get("HUB_TEST_DATABASE_URL")
+IN_CI = os.environ.get("CI") == "true"
+
+
+def require_service(url: str | None, what: str) -> str:
+    if url:
+        return url
+    if IN_CI:
+        pytest.fail(f"{what} is required in CI but its URL is not set")
+    pytest.skip(f"{what} not configured")
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def database_url(request, tmp_path: Path):
+    if request.param == "sqlite":
+        yield f"sqlite+aiosqlite:///{tmp_path / 'hub.db'}"
+        return
+    import psycopg
+
+    base = require_service(PG_URL, "PostgreSQL (HUB_TEST_DATABASE_URL)")
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    plain = base.replace("postgresql+psycopg://", "postgresql://")
+    with psycopg.connect(plain, autocommit=True) as conn:
+        conn.execute(f"CREATE SCHEMA {schema}")
+    separator = "&" if "?" in base else "?"
+    yield f"{base}{separator}options=-csearch_path%3D{schema}"
+    with psycopg.connect(plain, autocommit=True) as conn:
+        conn.execute(f"DROP SCHEMA {schema} CASCADE")
+
+
+@pytest.fixture
+def provider():
+    with FakeProvider() as fake:
+        yield fake
+
+
+@pytest.fixture
+def settings(database_url: str, provider: FakeProvider, tmp_path: Path) -> Settings:
+    return Settings(
+        home=tmp_path / "home", database_url=database_url, encryption_keys=(ENCRYPTION_KEY,),
+        admin_token=ADMIN_TOKEN, public_url="http://127.0.0.1:8000",
+        environ={"TESTPROVIDER_URL": provider.url},
+    )
+
+
+def make_hub(settings: Settings) -> Hub:
+    return Hub.create(settings, entry_points=False, extra_plugins=[("testprovider", test_plugin)])
+
+
+@pytest.fixture
+async def hub(settings: Settings):
+    instance = make_hub(settings)
+    await upgrade_async(instance.engine)
+    yield instance
+    await instance.aclose()
+
+
+@pytest.fixture
+async def client(hub: Hub):
+    async with AsyncTestClient(create_app(hub), base_url="http://127.0.0.1:8000") as test_client:
+        yield test_client
+
+
+@dataclass
+class TenantHandle:
+    id: uuid.UUID
+    key: str
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.key}"}
+
+
+async def new_tenant(client, name: str = "Acme Builders") -> TenantHandle:
+    response = await client.post(
+        "/v1/admin/tenants", json={"name": name}, headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}
+    )
+    assert response.status_code == 201, response.text
+    body = response.json()
+    return TenantHandle(uuid.UUID(body["tenant"]["id"]), body["api_key"]["key"])
+
+
+@pytest.fixture
+async def tenant(client) -> TenantHandle:
+    return await new_tenant(client)

@@ -1,0 +1,147 @@
+"""The test provider plugin: uses only the public contract from ``hub``, like a third party would.
+
+Two providers: ``testoauth`` (OAuth2 with PKCE, account info from the API, an action) and ``testkeys``
+(API-key credentials checked against the provider). Both point at ``TESTPROVIDER_URL``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import msgspec
+
+from hub import (
+    AccountInfo,
+    Action,
+    ApiKeyAuth,
+    CredentialsRejected,
+    EntityMapper,
+    InboundSync,
+    OAuth2,
+    OutboundSync,
+    Page,
+    ProviderError,
+    ProviderInfo,
+    PushResult,
+    RateLimit,
+    VerifiedEvent,
+    WebhookVerifier,
+    hookimpl,
+)
+
+CLIENT_ID = "test-client"
+CLIENT_SECRET = "test-client-secret-do-not-log"
+
+
+class OAuthSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    send_updates: str = "all"
+    poll_minutes: int = 15
+
+    def __post_init__(self) -> None:
+        if self.send_updates not in ("all", "none"):
+            raise ValueError("send_updates is 'all' or 'none'")
+
+
+class KeyFields(msgspec.Struct, forbid_unknown_fields=True):
+    api_key: str
+
+
+class EchoIn(msgspec.Struct, forbid_unknown_fields=True):
+    text: str
+
+
+class EchoOut(msgspec.Struct):
+    echo: str
+    account: str | None
+
+
+class TestOAuth2(OAuth2):
+    def __init__(self, base: str) -> None:
+        super().__init__(
+            "testoauth", authorize_url=f"{base}/authorize", token_url=f"{base}/token",
+            revoke_url=f"{base}/revoke", client_id=CLIENT_ID, client_secret=CLIENT_SECRET, scopes=("read", "write"),
+        )
+        self.base = base
+
+    async def account_info(self, http, tokens, params: Mapping[str, str]) -> AccountInfo:
+        response = await http.request("GET", f"{self.base}/api/me", provider="testoauth",
+                                      headers={"Authorization": f"Bearer {tokens.access_token}"})
+        if response.status_code != 200:
+            raise ProviderError("account lookup failed")
+        body = response.json()
+        return AccountInfo(id=body["account_id"], name=body["name"], metadata={"via": params.get("account")})
+
+
+def _base(config) -> str:
+    return config.environ.get("TESTPROVIDER_URL", "http://127.0.0.1:9")
+
+
+@hookimpl
+def hub_register_providers(register):
+    register(ProviderInfo(
+        slug="testoauth", title="Test OAuth", category="testing", auth_kind="oauth2", scopes=("read", "write"),
+        settings=OAuthSettings, webhooks=True, rate_limits=(RateLimit(10, 1.0, concurrency=3),),
+    ))
+    register(ProviderInfo(slug="testkeys", title="Test Keys", category="testing", auth_kind="api_key"))
+
+
+@hookimpl
+def hub_register_auth(register, config):
+    base = _base(config)
+    register(TestOAuth2(base))
+
+    async def check(http, fields: KeyFields) -> AccountInfo:
+        response = await http.request("GET", f"{base}/api/check-key", provider="testkeys",
+                                      headers={"X-Api-Key": fields.api_key})
+        if response.status_code == 401:
+            raise CredentialsRejected("the API key was not accepted")
+        if response.status_code != 200:
+            raise ProviderError(f"credential check failed (HTTP {response.status_code})")
+        body = response.json()
+        return AccountInfo(id=body["account_id"], name=body["name"])
+
+    register(ApiKeyAuth("testkeys", fields=KeyFields, check=check))
+
+
+@hookimpl
+def hub_register_actions(register, config):
+    base = _base(config)
+
+    async def echo(ctx, data: EchoIn) -> EchoOut:
+        token = await ctx.access_token()
+        response = await ctx.http.request("GET", f"{base}/api/echo", params={"text": data.text},
+                                          headers={"Authorization": f"Bearer {token}"}, provider="testoauth")
+        if response.status_code != 200:
+            raise ProviderError(f"echo failed (HTTP {response.status_code})")
+        return EchoOut(echo=response.json()["echo"], account=ctx.account_id)
+
+    register(Action(provider="testoauth", name="echo", input=EchoIn, output=EchoOut, handler=echo,
+                    description="Echo text back through the provider's API."))
+
+
+@hookimpl
+def hub_register_entity_mappers(register):
+    register(EntityMapper(provider="testoauth", entity="client",
+                          to_provider=lambda record, ctx: {"DisplayName": record["name"]},
+                          from_provider=lambda payload, ctx: {"name": payload["DisplayName"]}))
+
+
+@hookimpl
+def hub_register_syncs(register):
+    async def push(ctx, items):
+        return [PushResult(internal_id=i.internal_id, external_id=f"ext-{i.internal_id}", outcome="created")
+                for i in items]
+
+    async def pull(ctx, cursor):
+        return Page(records=[], cursor=cursor)
+
+    register(OutboundSync(provider="testoauth", entity="client", push=push, batch_size=30))
+    register(InboundSync(provider="testoauth", entity="payment", pull=pull))
+
+
+@hookimpl
+def hub_register_webhook_verifiers(register):
+    async def verify(request):
+        return [VerifiedEvent(type="test.event", payload=request.body.decode(), account_id="acct-42")]
+
+    register(WebhookVerifier(provider="testoauth", verify=verify))

@@ -1,0 +1,183 @@
+"""A local OAuth2 authorization server and API over real HTTP on 127.0.0.1.
+
+It behaves like a strict provider: single-use codes bound to redirect URI and PKCE challenge, refresh
+tokens that rotate on every use (the old one dies), ``invalid_grant`` for anything stale, Basic client
+authentication, and switches for failure modes (``fail_token_with`` a status, ``refresh_delay``).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import secrets
+import threading
+import time
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlencode, urlsplit
+
+CLIENT_ID = "test-client"
+CLIENT_SECRET = "test-client-secret-do-not-log"
+API_KEY = "tk_live_valid_key_123456"
+
+
+@dataclass
+class ProviderState:
+    codes: dict[str, dict[str, Any]] = field(default_factory=dict)
+    access_tokens: dict[str, float] = field(default_factory=dict)  # token -> expiry (epoch)
+    refresh_tokens: set[str] = field(default_factory=set)
+    revoked: list[str] = field(default_factory=list)
+    refresh_calls: int = 0
+    token_calls: int = 0
+    requests: list[str] = field(default_factory=list)
+    fail_token_with: int | None = None
+    refresh_delay: float = 0.0
+    access_ttl: int = 3600
+    account_id: str = "acct-42"
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: _Server
+
+    def log_message(self, *args: Any) -> None:  # keep test output quiet
+        pass
+
+    def _send(self, status: int, body: Any = None, headers: dict[str, str] | None = None) -> None:
+        data = b"" if body is None else json.dumps(body).encode()
+        self.send_response(status)
+        for k, v in (headers or {}).items():
+            self.send_header(k, v)
+        if body is not None:
+            self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def _form(self) -> dict[str, str]:
+        length = int(self.headers.get("Content-Length") or 0)
+        return {k: v[0] for k, v in parse_qs(self.rfile.read(length).decode()).items()}
+
+    def _client_ok(self) -> bool:
+        header = self.headers.get("Authorization", "")
+        if not header.startswith("Basic "):
+            return False
+        return base64.b64decode(header[6:]).decode() == f"{CLIENT_ID}:{CLIENT_SECRET}"
+
+    def _bearer_ok(self) -> bool:
+        token = self.headers.get("Authorization", "").removeprefix("Bearer ")
+        expiry = self.server.state.access_tokens.get(token)
+        return expiry is not None and expiry > time.time()
+
+    def do_GET(self) -> None:
+        url = urlsplit(self.path)
+        query = {k: v[0] for k, v in parse_qs(url.query).items()}
+        st = self.server.state
+        st.requests.append(f"GET {url.path}")
+        if url.path == "/authorize":
+            # The user's consent screen: ?decision=deny simulates the user saying no.
+            redirect = query["redirect_uri"]
+            if query.get("decision") == "deny":
+                params = {"error": "access_denied", "state": query["state"]}
+            else:
+                code = secrets.token_urlsafe(16)
+                with st.lock:
+                    st.codes[code] = {
+                        "redirect_uri": redirect, "challenge": query.get("code_challenge"),
+                        "method": query.get("code_challenge_method"), "client_id": query.get("client_id"),
+                    }
+                params = {"code": code, "state": query["state"], "account": st.account_id}
+            self._send(302, headers={"Location": f"{redirect}?{urlencode(params)}"})
+        elif url.path == "/api/me":
+            if not self._bearer_ok():
+                return self._send(401, {"error": "invalid_token"})
+            self._send(200, {"account_id": st.account_id, "name": "Test Account Ltd"})
+        elif url.path == "/api/echo":
+            if not self._bearer_ok():
+                return self._send(401, {"error": "invalid_token"})
+            self._send(200, {"echo": query.get("text", "")})
+        elif url.path == "/api/check-key":
+            if self.headers.get("X-Api-Key") != API_KEY:
+                return self._send(401, {"error": "bad key"})
+            self._send(200, {"account_id": "key-account-7", "name": "Keyed Account"})
+        else:
+            self._send(404, {"error": "not_found"})
+
+    def do_POST(self) -> None:
+        url = urlsplit(self.path)
+        st = self.server.state
+        st.requests.append(f"POST {url.path}")
+        form = self._form()
+        if url.path == "/revoke":
+            if not self._client_ok():
+                return self._send(401, {"error": "invalid_client"})
+            with st.lock:
+                st.revoked.append(form.get("token", ""))
+                st.refresh_tokens.discard(form.get("token", ""))
+            return self._send(200, {})
+        if url.path != "/token":
+            return self._send(404, {"error": "not_found"})
+        with st.lock:
+            st.token_calls += 1
+            if form.get("grant_type") == "refresh_token":
+                st.refresh_calls += 1
+        if st.fail_token_with:
+            return self._send(st.fail_token_with, {"error": "server_error"})
+        if not self._client_ok():
+            return self._send(401, {"error": "invalid_client"})
+        if form.get("grant_type") == "authorization_code":
+            with st.lock:
+                grant = st.codes.pop(form.get("code", ""), None)
+            if grant is None or grant["redirect_uri"] != form.get("redirect_uri"):
+                return self._send(400, {"error": "invalid_grant"})
+            if grant["challenge"]:
+                verifier = form.get("code_verifier", "")
+                digest = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).decode().rstrip("=")
+                if digest != grant["challenge"]:
+                    return self._send(400, {"error": "invalid_grant", "error_description": "PKCE mismatch"})
+        elif form.get("grant_type") == "refresh_token":
+            time.sleep(st.refresh_delay)
+            with st.lock:
+                if form.get("refresh_token") not in st.refresh_tokens:
+                    return self._send(400, {"error": "invalid_grant"})
+                st.refresh_tokens.discard(form["refresh_token"])  # rotation: the old one dies
+        else:
+            return self._send(400, {"error": "unsupported_grant_type"})
+        access, refresh = "at_" + secrets.token_urlsafe(16), "rt_" + secrets.token_urlsafe(16)
+        with st.lock:
+            st.access_tokens[access] = time.time() + st.access_ttl
+            st.refresh_tokens.add(refresh)
+        self._send(200, {"access_token": access, "refresh_token": refresh, "token_type": "Bearer",
+                         "expires_in": st.access_ttl, "scope": "read write"})
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    state: ProviderState
+
+
+class FakeProvider:
+    """Start with ``with FakeProvider() as provider:``; ``provider.url`` is its base URL."""
+
+    def __init__(self) -> None:
+        self._server = _Server(("127.0.0.1", 0), _Handler)
+        self._server.state = ProviderState()
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    @property
+    def state(self) -> ProviderState:
+        return self._server.state
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self._server.server_address[1]}"
+
+    def __enter__(self) -> FakeProvider:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._server.shutdown()
+        self._server.server_close()
