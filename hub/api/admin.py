@@ -7,6 +7,7 @@ from typing import Any
 
 import msgspec
 from litestar import Controller, delete, get, post
+from litestar.params import FromPath, JSONBody
 
 from hub import tenants as svc
 from hub.api.deps import Db
@@ -32,7 +33,7 @@ class AdminController(Controller):
     tags = ["admin"]
 
     @post("/tenants", summary="Create a tenant and its first API key")
-    async def create_tenant(self, db: Db, data: TenantIn) -> NewTenant:
+    async def create_tenant(self, db: Db, data: JSONBody[TenantIn]) -> NewTenant:
         tenant = await svc.create_tenant(db, data.name, data.settings)
         key = await svc.create_api_key(db, tenant.id, "default")
         return NewTenant(tenant=tenant_out(tenant), api_key=key)
@@ -42,18 +43,18 @@ class AdminController(Controller):
         return [tenant_out(t) for t in await svc.list_tenants(db)]
 
     @get("/tenants/{tenant_id:uuid}", summary="One tenant")
-    async def get_tenant(self, db: Db, tenant_id: uuid.UUID) -> TenantOut:
+    async def get_tenant(self, db: Db, tenant_id: FromPath[uuid.UUID]) -> TenantOut:
         return tenant_out(await svc.get_tenant(db, tenant_id))
 
     @post("/tenants/{tenant_id:uuid}/api-keys", summary="Issue an API key (shown once)")
-    async def create_api_key(self, db: Db, tenant_id: uuid.UUID, data: ApiKeyIn) -> NewApiKey:
+    async def create_api_key(self, db: Db, tenant_id: FromPath[uuid.UUID], data: JSONBody[ApiKeyIn]) -> NewApiKey:
         return await svc.create_api_key(db, tenant_id, data.name)
 
     @get("/tenants/{tenant_id:uuid}/api-keys", summary="A tenant's API keys (prefixes only)")
-    async def list_api_keys(self, db: Db, tenant_id: uuid.UUID) -> list[ApiKeyOut]:
+    async def list_api_keys(self, db: Db, tenant_id: FromPath[uuid.UUID]) -> list[ApiKeyOut]:
         await svc.get_tenant(db, tenant_id)
         return [api_key_out(k) for k in await svc.list_api_keys(db, tenant_id)]
 
     @delete("/api-keys/{key_id:uuid}", status_code=200, summary="Revoke an API key")
-    async def revoke_api_key(self, db: Db, key_id: uuid.UUID) -> ApiKeyOut:
+    async def revoke_api_key(self, db: Db, key_id: FromPath[uuid.UUID]) -> ApiKeyOut:
         return api_key_out(await svc.revoke_api_key(db, key_id))

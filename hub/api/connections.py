@@ -7,6 +7,7 @@ from typing import Any
 
 import msgspec
 from litestar import Controller, Response, delete, get, patch, post, put
+from litestar.params import FromPath, JSONBody
 
 from hub import connections as svc
 from hub.api.deps import Db, HubDep, TenantId
@@ -49,12 +50,12 @@ class ConnectionController(Controller):
         return [connection_out(c) for c in await svc.list_connections(db, tenant_id)]
 
     @get("/{provider:str}", summary="One connection")
-    async def get(self, db: Db, tenant_id: TenantId, provider: str) -> ConnectionOut:
+    async def get(self, db: Db, tenant_id: TenantId, provider: FromPath[str]) -> ConnectionOut:
         return connection_out(await svc.get_connection(db, tenant_id, provider))
 
     @post("/{provider:str}/authorize", status_code=200, summary="Start an OAuth connect")
     async def authorize(
-        self, hub: HubDep, db: Db, tenant_id: TenantId, provider: str, data: AuthorizeIn
+        self, hub: HubDep, db: Db, tenant_id: TenantId, provider: FromPath[str], data: JSONBody[AuthorizeIn]
     ) -> AuthorizeOut:
         scopes = tuple(data.scopes) if data.scopes else None
         url, expires_at = await start_authorization(hub, db, tenant_id, provider, data.return_url, scopes)
@@ -62,27 +63,28 @@ class ConnectionController(Controller):
 
     @put("/{provider:str}", summary="Connect with API credentials (checked against the provider first)")
     async def connect(
-        self, hub: HubDep, db: Db, tenant_id: TenantId, provider: str, data: CredentialsIn
+        self, hub: HubDep, db: Db, tenant_id: TenantId, provider: FromPath[str], data: JSONBody[CredentialsIn]
     ) -> ConnectionOut:
         conn = await svc.connect_with_credentials(hub, db, tenant_id, provider, data.credentials, data.settings)
         return connection_out(conn)
 
     @patch("/{provider:str}", summary="Change settings or switch syncing on/off")
     async def update(
-        self, hub: HubDep, db: Db, tenant_id: TenantId, provider: str, data: ConnectionPatch
+        self, hub: HubDep, db: Db, tenant_id: TenantId, provider: FromPath[str], data: JSONBody[ConnectionPatch]
     ) -> ConnectionOut:
         conn = await svc.get_connection(db, tenant_id, provider)
         return connection_out(await svc.update_connection(hub, db, conn, data.settings, data.sync_enabled))
 
     @delete("/{provider:str}", status_code=200, summary="Disconnect: revoke, wipe secrets, keep history")
-    async def disconnect(self, hub: HubDep, db: Db, tenant_id: TenantId, provider: str) -> DisconnectOut:
+    async def disconnect(self, hub: HubDep, db: Db, tenant_id: TenantId, provider: FromPath[str]) -> DisconnectOut:
         conn = await svc.get_connection(db, tenant_id, provider)
         revoked = await svc.disconnect(hub, db, conn)
         return DisconnectOut(connection=connection_out(conn), revoked_at_provider=revoked)
 
     @post("/{provider:str}/actions/{action:str}", status_code=200, summary="Run one provider action")
     async def run_action(
-        self, hub: HubDep, db: Db, tenant_id: TenantId, provider: str, action: str, data: dict[str, Any]
+        self, hub: HubDep, db: Db, tenant_id: TenantId, provider: FromPath[str], action: FromPath[str],
+        data: JSONBody[dict[str, Any]],
     ) -> Response[Any]:
         svc.require_provider(hub, provider)
         spec = hub.registry.actions.get((provider, action))

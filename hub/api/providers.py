@@ -6,6 +6,7 @@ from typing import Any
 
 import msgspec
 from litestar import get
+from litestar.params import FromPath
 
 from hub.api.deps import HubDep
 from hub.auth import ApiKeyAuth, OAuth2
@@ -70,5 +71,5 @@ async def list_providers(hub: HubDep) -> list[ProviderOut]:
 
 
 @get("/v1/providers/{provider:str}", tags=["providers"], summary="One installed provider")
-async def get_provider(hub: HubDep, provider: str) -> ProviderOut:
+async def get_provider(hub: HubDep, provider: FromPath[str]) -> ProviderOut:
     return provider_out(hub, require_provider(hub, provider))

@@ -6,6 +6,7 @@ from typing import Any
 
 import msgspec
 from litestar import get, patch
+from litestar.params import JSONBody
 
 from hub.api.deps import Db, TenantId
 from hub.tenants import TenantOut, get_tenant, parse_tenant_settings, tenant_out
@@ -21,7 +22,7 @@ async def get_own_tenant(db: Db, tenant_id: TenantId) -> TenantOut:
 
 
 @patch("/v1/tenant", tags=["tenant"], summary="Change the calling tenant's settings")
-async def patch_own_tenant(db: Db, tenant_id: TenantId, data: TenantPatch) -> TenantOut:
+async def patch_own_tenant(db: Db, tenant_id: TenantId, data: JSONBody[TenantPatch]) -> TenantOut:
     tenant = await get_tenant(db, tenant_id)
     tenant.settings = msgspec.to_builtins(parse_tenant_settings({**tenant.settings, **data.settings}))
     await db.flush()
