@@ -77,9 +77,10 @@ async def _refresh_locked(hub: Hub, connection_id: uuid.UUID) -> str:
             )
         stmt = select(Connection).where(Connection.id == connection_id).with_for_update()
         conn = _usable((await session.scalars(stmt.execution_options(populate_existing=True))).first())
-        if _is_fresh(conn, datetime.now(UTC)):
+        if _is_fresh(conn, datetime.now(UTC)):  # another caller refreshed while we waited for the lock
+            token = _decrypt(hub, conn, "access_token")
             await session.rollback()
-            return _decrypt(hub, conn, "access_token")  # type: ignore[return-value]
+            return token  # type: ignore[return-value]
 
         strategy = hub.registry.auth.get(conn.provider)
         refresh_token = _decrypt(hub, conn, "refresh_token")
