@@ -89,11 +89,16 @@ async def complete_callback(hub: Hub, params: Mapping[str, str]) -> str:
         row = (await session.scalars(select(OAuthState).where(OAuthState.state_hash == _hash(state)))).first()
         if row is None:
             raise InvalidRequest("unknown OAuth state", code="invalid_state")
+        verifier = (
+            hub.vault.decrypt(row.code_verifier_enc, row.tenant_id, row.id, "code_verifier")
+            if row.code_verifier_enc else None
+        )
         claimed = await session.execute(
             update(OAuthState).where(OAuthState.id == row.id, OAuthState.used_at.is_(None))
-            .values(used_at=datetime.now(UTC))
+            .values(used_at=datetime.now(UTC), code_verifier_enc=None)
         )
-    # The claim is committed before the code is exchanged, so a replay racing this request loses.
+    # The claim is committed before the code is exchanged, so a replay racing this request loses; the
+    # PKCE verifier is wiped with it and lives on only in this request.
 
     def outcome(status: str, error: str | None = None) -> str:
         fields = {"status": status, "provider": row.provider}
@@ -114,10 +119,6 @@ async def complete_callback(hub: Hub, params: Mapping[str, str]) -> str:
         strategy = oauth_strategy(hub, row.provider)
     except HubError:
         return outcome("error", "provider_unavailable")
-    verifier = (
-        hub.vault.decrypt(row.code_verifier_enc, row.tenant_id, row.id, "code_verifier")
-        if row.code_verifier_enc else None
-    )
     try:
         tokens = await strategy.exchange_code(
             hub.http, code=params["code"], redirect_uri=row.redirect_uri, code_verifier=verifier, params=params
