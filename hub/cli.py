@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import logging
-import sys
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
@@ -15,6 +13,7 @@ import msgspec
 
 from hub.config import Settings
 from hub.errors import HubError, PluginError
+from hub.logs import configure_logging
 
 T = TypeVar("T")
 
@@ -81,10 +80,7 @@ def _uuid(ctx: click.Context, param: click.Parameter, value: str | None) -> uuid
 @click.option("-v", "--verbose", is_flag=True, help="Log at debug level.")
 def main(verbose: bool) -> None:
     """The integration hub. Configuration comes from HUB_* environment variables (see README)."""
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.INFO, stream=sys.stderr,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    configure_logging(verbose)
 
 
 @main.command()

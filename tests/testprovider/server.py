@@ -29,6 +29,8 @@ class ProviderState:
     access_tokens: dict[str, float] = field(default_factory=dict)  # token -> expiry (epoch)
     refresh_tokens: set[str] = field(default_factory=set)
     revoked: list[str] = field(default_factory=list)
+    issued: list[str] = field(default_factory=list)
+    """Every code, access token and refresh token ever handed out."""
     refresh_calls: int = 0
     token_calls: int = 0
     requests: list[str] = field(default_factory=list)
@@ -84,6 +86,7 @@ class _Handler(BaseHTTPRequestHandler):
             else:
                 code = secrets.token_urlsafe(16)
                 with st.lock:
+                    st.issued.append(code)
                     st.codes[code] = {
                         "redirect_uri": redirect, "challenge": query.get("code_challenge"),
                         "method": query.get("code_challenge_method"), "client_id": query.get("client_id"),
@@ -147,6 +150,7 @@ class _Handler(BaseHTTPRequestHandler):
             return self._send(400, {"error": "unsupported_grant_type"})
         access, refresh = "at_" + secrets.token_urlsafe(16), "rt_" + secrets.token_urlsafe(16)
         with st.lock:
+            st.issued += [access, refresh]
             st.access_tokens[access] = time.time() + st.access_ttl
             st.refresh_tokens.add(refresh)
         self._send(200, {"access_token": access, "refresh_token": refresh, "token_type": "Bearer",
