@@ -4,7 +4,7 @@ Everything a provider plugin needs is importable from here; the rest of ``hub`` 
 """
 
 from hub.auth import ApiKeyAuth, OAuth2, pkce_pair
-from hub.context import ConnectionContext
+from hub.context import ConnectionContext, EventContext
 from hub.errors import (
     Conflict,
     CredentialsRejected,
@@ -38,6 +38,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "AccountInfo", "Action", "ApiKeyAuth", "Conflict", "ConnectionContext", "CredentialsRejected", "EntityMapper",
+    "EventContext",
     "HubError", "HubEvent", "InboundSync", "InvalidRequest", "NotConnected", "NotFound", "OAuth2", "OutboundItem",
     "OutboundSync", "Page", "PluginError", "ProviderError", "ProviderHttp", "ProviderInfo", "PushResult",
     "RateLimit", "SyncHandler", "TokenSet", "Unauthorized", "ValidationFailed", "VerifiedEvent", "WebhookRequest",

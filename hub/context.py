@@ -9,11 +9,12 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from hub.errors import NotConnected
+from hub.errors import NotConnected, NotFound
 from hub.http import ProviderHttp
 from hub.tokens import valid_access_token
 
 if TYPE_CHECKING:
+    from hub.config import Settings
     from hub.runtime import Hub
 
 
@@ -44,3 +45,23 @@ class ConnectionContext:
             raise NotConnected("the connection has no stored credentials")
         raw = self._hub.vault.decrypt(self._credentials, self.tenant_id, self.connection_id, "credentials")
         return msgspec.json.decode(raw, type=fields)
+
+
+@dataclass(frozen=True, kw_only=True)
+class EventContext:
+    """What a ``hub_event`` observer receives beside the event."""
+
+    tenant_id: uuid.UUID
+    config: Settings
+    _hub: Hub = field(repr=False)
+
+    async def connection(self, provider: str) -> ConnectionContext | None:
+        """The tenant's connected ``provider`` connection, or None when it has none that is connected."""
+        from hub.connections import connection_context, get_connection
+
+        async with self._hub.session(self.tenant_id) as session:
+            try:
+                conn = await get_connection(session, self.tenant_id, provider)
+                return await connection_context(self._hub, session, conn)
+            except (NotConnected, NotFound):
+                return None

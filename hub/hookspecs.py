@@ -42,5 +42,7 @@ def hub_register_actions(register, config):
 
 @hookspec
 def hub_event(event, context):
-    """Observe a normalized ``HubEvent``. May return an awaitable, which the hub awaits. Every
-    implementation is called (broadcast); an observer's failure is logged and retried by the hub's job."""
+    """Observe a normalized ``HubEvent`` (broadcast to every plugin). ``context`` is an ``EventContext``:
+    the event's tenant, the hub's config, and ``await context.connection(slug)`` for that tenant's
+    connection to any provider. May return an awaitable, which the hub awaits. Observers run in a job
+    that is retried, so they must be idempotent."""

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import importlib.metadata
 import logging
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any
 
+import msgspec
 import pluggy
 
 from hub import hookspecs
@@ -55,7 +57,7 @@ class Registry:
 
     def _put(self, table: dict, kind: str, key: Any, obj: Any, plugin: str, replace: bool) -> None:
         if self.frozen:
-            raise PluginError(f"plugin {plugin!r} registered {kind} {key!r} after start-up; register in the hooks")
+            raise PluginError(f"the registry is frozen; plugin {plugin!r} cannot add {kind} {key!r} now")
         if kind != "provider":
             slug = key[0] if isinstance(key, tuple) else key
             if slug not in self.providers:
@@ -72,7 +74,18 @@ class Registry:
     def add_provider(self, info: ProviderInfo, plugin: str, replace: bool = False) -> None:
         if not isinstance(info, ProviderInfo):
             raise PluginError(f"plugin {plugin!r} registered {info!r}, not a ProviderInfo")
+        if not _SLUG.match(info.slug):
+            raise PluginError(f"plugin {plugin!r}: provider slug {info.slug!r} must match {_SLUG.pattern}")
+        if info.settings is not None:
+            try:
+                msgspec.convert({}, info.settings)
+            except (msgspec.ValidationError, ValueError, TypeError) as exc:
+                raise PluginError(f"provider {info.slug!r}: its settings type must build from no settings "
+                                  f"(give every field a default): {exc}") from None
+        previous = self._owners.get(("provider", info.slug))
         self._put(self.providers, "provider", info.slug, info, plugin, replace)
+        if previous is not None and previous != plugin:
+            self.plugins[previous].providers.remove(info.slug)
         record = self.plugins.setdefault(plugin, PluginRecord(plugin))
         if info.slug not in record.providers:
             record.providers.append(info.slug)
@@ -104,6 +117,16 @@ class Registry:
             names = " or ".join(t.__name__ for t in types)
             raise PluginError(f"plugin {plugin!r} registered {type(obj).__name__}, expected {names}")
 
+    def owner(self, obj: Any) -> str | None:
+        """The plugin that registered ``obj`` (None if it is not in the registry)."""
+        for table, kind in ((self.providers, "provider"), (self.auth, "auth"), (self.syncs, "sync"),
+                            (self.verifiers, "webhook verifier"), (self.mappers, "entity mapper"),
+                            (self.actions, "action")):
+            for key, registered in table.items():
+                if registered is obj:
+                    return self._owners[(kind, key)]
+        return None
+
     def provider(self, slug: str) -> ProviderInfo | None:
         return self.providers.get(slug)
 
@@ -123,6 +146,22 @@ _REGISTRATION_HOOKS = (
     ("hub_register_webhook_verifiers", "add_verifier"),
     ("hub_register_actions", "add_action"),
 )
+_SLUG = re.compile(r"^[a-z][a-z0-9_]{1,39}$")
+
+
+class _Staging:
+    """The ``register`` callback a plugin receives: it records, the loader applies."""
+
+    def __init__(self, hook: str, plugin: str) -> None:
+        self.hook = hook
+        self.plugin = plugin
+        self.items: list[tuple[Any, bool]] = []
+        self.closed = False
+
+    def __call__(self, obj: Any, *, replace: bool = False) -> None:
+        if self.closed:
+            raise PluginError(f"plugin {self.plugin!r} registered {obj!r} after start-up; register inside the hook")
+        self.items.append((obj, replace))
 
 
 def _entry_point_plugins(allow: tuple[str, ...] | None) -> list[tuple[str, ModuleType, PluginRecord]]:
@@ -143,6 +182,38 @@ def _entry_point_plugins(allow: tuple[str, ...] | None) -> list[tuple[str, Modul
             continue
         loaded.append((ep.name, module, record))
     return loaded
+
+
+def _stage(pm: pluggy.PluginManager, name: str, settings: Settings) -> dict[str, list] | None:
+    """Run one plugin's registration hooks. A plugin that raises is skipped with a warning (None)."""
+    staged: dict[str, list] = {}
+    for hook_name, _ in _REGISTRATION_HOOKS:
+        for impl in getattr(pm.hook, hook_name).get_hookimpls():
+            if impl.plugin_name != name:
+                continue
+            if impl.hookwrapper or impl.wrapper:
+                raise PluginError(f"plugin {name!r}: {hook_name} is a wrapper; registration hooks take none")
+            register = _Staging(hook_name, name)
+            kwargs = {"register": register, "config": settings}
+            try:
+                impl.function(**{arg: kwargs[arg] for arg in impl.argnames})
+            except Exception as exc:
+                log.warning("plugin %r failed in %s and is skipped: %s: %s", name, hook_name, type(exc).__name__, exc)
+                return None
+            finally:
+                register.closed = True
+            staged.setdefault(hook_name, []).extend(register.items)
+    return staged
+
+
+def _check_consistency(registry: Registry) -> None:
+    for slug, info in registry.providers.items():
+        strategy = registry.auth.get(slug)
+        if strategy is None:
+            raise PluginError(f"provider {slug!r} has no auth strategy (register one in hub_register_auth)")
+        if strategy.kind != info.auth_kind:
+            raise PluginError(f"provider {slug!r} declares auth_kind {info.auth_kind!r} but registered "
+                              f"a {strategy.kind} strategy")
 
 
 def load_plugins(
@@ -167,23 +238,22 @@ def load_plugins(
         records[name] = record
     pm.check_pending()
 
+    staged = {name: _stage(pm, name, settings) for name in list(records)}
+    for name in [name for name, items in staged.items() if items is None]:
+        pm.unregister(name=name)  # its hub_event observer goes too
+        del records[name], staged[name]
+
     registry = Registry()
     registry.plugins = records
     for hook_name, adder in _REGISTRATION_HOOKS:
         add = getattr(registry, adder)
-        for impl in getattr(pm.hook, hook_name).get_hookimpls():
-            plugin = impl.plugin_name
-
-            def register(obj: Any, *, replace: bool = False, _plugin: str = plugin, _add=add) -> None:
-                _add(obj, _plugin, replace)
-
-            kwargs = {"register": register, "config": settings}
-            try:
-                impl.function(**{arg: kwargs[arg] for arg in impl.argnames})
-            except PluginError:
-                raise
-            except Exception as exc:
-                raise PluginError(f"plugin {plugin!r} failed in {hook_name}: {type(exc).__name__}: {exc}") from exc
+        # Ordinary registrations first, overrides after, so `replace=True` wins whatever the load order.
+        for want_replace in (False, True):
+            for plugin, per_hook in staged.items():
+                for obj, replace in per_hook.get(hook_name, []):
+                    if replace == want_replace:
+                        add(obj, plugin, replace)
+    _check_consistency(registry)
     registry.event_observers = pm.hook.hub_event
     registry.frozen = True
     return registry, pm

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
 import msgspec
 
-AuthKind = Literal["oauth2", "api_key", "none"]
+AuthKind = Literal["oauth2", "api_key"]
 
 
 class RateLimit(msgspec.Struct, frozen=True):
@@ -66,7 +67,7 @@ class HubEvent(msgspec.Struct, kw_only=True):
 
     id: str
     type: str
-    tenant_id: str
+    tenant_id: uuid.UUID
     provider: str | None
     data: dict[str, Any]
     occurred_at: datetime

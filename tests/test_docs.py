@@ -26,6 +26,7 @@ DOC = Path(__file__).resolve().parent.parent / "docs" / "plugin_hooks.md"
 TEXT = DOC.read_text(encoding="utf-8")
 HOOK_HEADING = re.compile(r"^## (?P<name>\w+)\((?P<args>[^)]*)\)\s*$")
 PROVIDERS_HOOK = "hub_register_providers"
+AUTH_HOOK = "hub_register_auth"
 # Where each registration hook's objects land in the Registry; hub_event registers nothing.
 TABLES = {
     "hub_register_providers": "providers",
@@ -135,10 +136,13 @@ def implemented_hooks(module: types.ModuleType) -> set[str]:
     return {name for name, obj in vars(module).items() if callable(obj) and getattr(obj, "hub_impl", None) is not None}
 
 
-def providers_example(monkeypatch: pytest.MonkeyPatch) -> types.ModuleType:
-    """The hub_register_providers example, which registers the providers the other examples use."""
-    line, code = next((line, code) for line, code in PYTHON_BLOCKS if section_of(line) == PROVIDERS_HOOK)
-    return example_module("docs_example_providers", line, code, monkeypatch)
+def foundation_examples(monkeypatch: pytest.MonkeyPatch, but: int) -> list[tuple[str, types.ModuleType]]:
+    """The providers and auth examples (every provider needs its strategy), except the one at line ``but``."""
+    return [
+        (f"docs_example_foundation{line}", example_module(f"docs_example_foundation{line}", line, code, monkeypatch))
+        for line, code in PYTHON_BLOCKS
+        if section_of(line) in (PROVIDERS_HOOK, AUTH_HOOK) and line != but
+    ]
 
 
 @pytest.mark.parametrize(("line", "code"), PYTHON_BLOCKS, ids=[f"line{line}" for line, _ in PYTHON_BLOCKS])
@@ -147,25 +151,29 @@ async def test_example_loads_and_registers(line, code, monkeypatch):
     example = example_module(name, line, code, monkeypatch)
     hooks = implemented_hooks(example)
     assert hooks, f"{DOC.name}:{line}: the example implements no hook"
-    companions = [] if PROVIDERS_HOOK in hooks else [("docs_example_providers", providers_example(monkeypatch))]
+    companions = foundation_examples(monkeypatch, but=line)
 
-    before, _ = load_plugins(SETTINGS, entry_points=False, extra=companions)
     registry, _ = load_plugins(SETTINGS, entry_points=False, extra=[*companions, (name, example)])
 
     for hook in hooks - {"hub_event"}:
-        table = TABLES[hook]
-        assert len(getattr(registry, table)) > len(getattr(before, table)), f"{hook} registered nothing"
+        owned = [key for key, obj in getattr(registry, TABLES[hook]).items() if registry.owner(obj) == name]
+        assert owned, f"{DOC.name}:{line}: {hook} registered nothing"
     if "hub_event" in hooks:
         observers = registry.event_observers
         assert name in {impl.plugin_name for impl in observers.get_hookimpls()}
-        event = HubEvent(id="evt_1", type="payment.succeeded", tenant_id=str(uuid.uuid4()), provider="acme",
+        event = HubEvent(id="evt_1", type="payment.succeeded", tenant_id=uuid.uuid4(), provider="acme",
                          data={"amount": 1200}, occurred_at=datetime.now(UTC))
-        for result in observers(event=event, context=None):
+        context = SimpleNamespace(tenant_id=event.tenant_id, config=SETTINGS, connection=_no_connection)
+        for result in observers(event=event, context=context):
             if inspect.isawaitable(result):
                 await result
     # What GET /v1/providers publishes (settings, credential fields and action schemas) must render.
     for info in registry.providers.values():
         msgspec.json.encode(provider_out(SimpleNamespace(registry=registry), info))
+
+
+async def _no_connection(provider: str) -> None:
+    return None
 
 
 def test_pyproject_example_declares_a_hub_entry_point():

@@ -6,9 +6,10 @@ import importlib.metadata
 import logging
 import types
 
+import msgspec
 import pytest
 
-from hub import ProviderInfo, hookimpl
+from hub import AccountInfo, ApiKeyAuth, ProviderInfo, hookimpl
 from hub.config import Settings
 from hub.errors import PluginError
 from hub.handlers import Action
@@ -23,8 +24,22 @@ def plugin(name: str, **hooks) -> types.ModuleType:
     return module
 
 
-def provider(slug: str) -> ProviderInfo:
-    return ProviderInfo(slug=slug, title=slug.title(), category="testing", auth_kind="none")
+def provider(slug: str, **fields) -> ProviderInfo:
+    return ProviderInfo(slug=slug, title=slug.title(), category="testing", auth_kind="api_key", **fields)
+
+
+async def _accept(http, fields):
+    return AccountInfo(id="x")
+
+
+def keyed(slug: str) -> ApiKeyAuth:
+    return ApiKeyAuth(slug, fields=test_plugin.KeyFields, check=_accept)
+
+
+def provider_plugin(name: str, slug: str, **fields) -> types.ModuleType:
+    """A complete minimal plugin: one API-key provider and its strategy."""
+    return plugin(name, hub_register_providers=lambda register: register(provider(slug, **fields)),
+                  hub_register_auth=lambda register: register(keyed(slug)))
 
 
 def load(*plugins: tuple[str, object], **settings):
@@ -59,7 +74,7 @@ def test_double_registration_by_one_plugin_is_refused():
         load(("one", plugin("one", hub_register_providers=twice)))
 
 
-def test_replace_true_overrides_another_plugins_action_on_purpose():
+def test_replace_true_overrides_another_plugins_action_on_purpose_in_any_load_order():
     async def other_echo(ctx, data):
         return data
 
@@ -69,8 +84,11 @@ def test_replace_true_overrides_another_plugins_action_on_purpose():
     deliberate = plugin("del", hub_register_actions=lambda register: register(replacement, replace=True))
     with pytest.raises(PluginError, match="pass replace=True"):
         load(("testprovider", test_plugin), ("acc", accidental))
-    registry, _ = load(("testprovider", test_plugin), ("del", deliberate))
-    assert registry.actions[("testoauth", "echo")] is replacement
+    for order in ((("testprovider", test_plugin), ("del", deliberate)),
+                  (("del", deliberate), ("testprovider", test_plugin))):
+        registry, _ = load(*order)
+        assert registry.actions[("testoauth", "echo")] is replacement
+        assert registry.owner(replacement) == "del"
 
 
 def test_registration_for_an_unknown_provider_is_refused():
@@ -101,12 +119,54 @@ def test_registering_after_start_up_is_refused():
         kept[0](provider("late"))
 
 
-def test_a_hook_that_raises_names_the_plugin():
+def test_a_plugin_whose_hook_raises_is_skipped_with_a_warning(caplog):
     def broken(register):
+        register(keyed("half"))  # registered before the failure: must not survive either
         raise RuntimeError("boom")
 
-    with pytest.raises(PluginError, match="plugin 'bad' failed in hub_register_providers: RuntimeError: boom"):
-        load(("bad", plugin("bad", hub_register_providers=broken)))
+    bad = plugin("bad", hub_register_providers=lambda register: register(provider("half")),
+                 hub_register_auth=broken, hub_event=lambda event: None)
+    with caplog.at_level(logging.WARNING, logger="hub.plugins"):
+        registry, pm = load(("bad", bad), ("testprovider", test_plugin))
+    assert "plugin 'bad' failed in hub_register_auth and is skipped: RuntimeError: boom" in caplog.text
+    assert "half" not in registry.providers and "half" not in registry.auth
+    assert "bad" not in registry.plugins and pm.get_plugin("bad") is None
+    assert "testoauth" in registry.providers
+
+
+def test_wrapper_hookimpls_are_refused():
+    module = types.ModuleType("wrapping")
+
+    def wrapping(register):
+        yield
+
+    module.hub_register_providers = hookimpl(wrapper=True)(wrapping)
+    with pytest.raises(PluginError, match="is a wrapper"):
+        load(("wrapping", module))
+
+
+def test_every_provider_needs_its_matching_auth_strategy():
+    lonely = plugin("lonely", hub_register_providers=lambda register: register(provider("lonely")))
+    with pytest.raises(PluginError, match="'lonely' has no auth strategy"):
+        load(("lonely", lonely))
+    mismatched = plugin("mm", hub_register_providers=lambda register: register(
+        ProviderInfo(slug="mm", title="MM", category="testing", auth_kind="oauth2")),
+        hub_register_auth=lambda register: register(keyed("mm")))
+    with pytest.raises(PluginError, match="declares auth_kind 'oauth2' but registered a api_key strategy"):
+        load(("mm", mismatched))
+
+
+def test_settings_type_must_build_from_no_settings():
+    class Needy(msgspec.Struct):
+        region: str
+
+    with pytest.raises(PluginError, match="give every field a default"):
+        load(("needy", provider_plugin("needy", "needy", settings=Needy)))
+
+
+def test_slugs_must_be_url_safe():
+    with pytest.raises(PluginError, match="must match"):
+        load(("bad", provider_plugin("bad", "Bad Slug/1")))
 
 
 class _EntryPoint:
@@ -144,7 +204,7 @@ def test_hub_plugins_allowlist_limits_what_loads(monkeypatch, caplog):
     def loader(name):
         def load_():
             loaded.append(name)
-            return plugin(name, hub_register_providers=lambda register: register(provider(name)))
+            return provider_plugin(name, name)
         return load_
 
     _fake_entry_points(
