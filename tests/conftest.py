@@ -105,3 +105,50 @@ async def new_tenant(client, name: str = "Acme Builders") -> TenantHandle:
 @pytest.fixture
 async def tenant(client) -> TenantHandle:
     return await new_tenant(client)
+
+
+class LiveHub:
+    """The hub served by uvicorn over real HTTP on 127.0.0.1, in a thread of the test process."""
+
+    def __init__(self, hub: Hub) -> None:
+        import socket
+        import threading
+
+        import uvicorn
+
+        self.hub = hub
+        self._socket = socket.socket()
+        self._socket.bind(("127.0.0.1", 0))
+        config = uvicorn.Config(create_app(hub, migrate=True), log_config=None, lifespan="on")
+        self._server = uvicorn.Server(config)
+        self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [self._socket]}, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self._socket.getsockname()[1]}"
+
+    def __enter__(self) -> LiveHub:
+        import time
+
+        self._thread.start()
+        deadline = time.monotonic() + 20
+        while not self._server.started:
+            if time.monotonic() > deadline or not self._thread.is_alive():
+                raise RuntimeError("the hub did not start")
+            time.sleep(0.02)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._server.should_exit = True
+        self._thread.join(timeout=20)
+        self._socket.close()
+
+
+@pytest.fixture
+def live_hub(settings: Settings):
+    hub = make_hub(settings)
+    with LiveHub(hub) as live:
+        yield live
+    import asyncio
+
+    asyncio.run(hub.engine.dispose())
