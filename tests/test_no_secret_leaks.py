@@ -63,3 +63,16 @@ async def _exercise(client, hub, tenant, provider, call) -> None:
     await call("DELETE", "/v1/connections/testkeys")
     await call("DELETE", "/v1/connections/testoauth")
     await call("GET", "/v1/admin/tenants")  # a tenant key on an admin route
+
+
+def test_access_log_lines_carry_no_query_string(live_hub, caplog):
+    """The OAuth callback's query holds the authorization code: the access log keeps only the path."""
+    import httpx
+
+    quiet_third_party_loggers()
+    with caplog.at_level(logging.INFO, logger="uvicorn.access"):
+        httpx.get(f"{live_hub.url}/v1/oauth/callback?state=state-secret-1&code=code-secret-2")
+        httpx.get(f"{live_hub.url}/healthz?token=query-secret-3")
+    lines = [r.getMessage() for r in caplog.records if r.name == "uvicorn.access"]
+    assert any("/v1/oauth/callback" in line for line in lines) and any("/healthz" in line for line in lines)
+    assert not any("secret" in line for line in lines), lines

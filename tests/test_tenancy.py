@@ -93,3 +93,10 @@ async def test_row_level_security_hides_other_tenants_rows_from_an_unfiltered_qu
             admin.execute(f"DROP ROLE {role}")
     async with hub.session(tenant.id) as session:  # the app's own scoped sessions set the same setting
         assert await session.scalar(text("select current_setting('hub.tenant_id', true)")) == str(tenant.id)
+
+
+async def test_api_key_use_is_recorded(client, tenant):
+    admin = {"Authorization": "Bearer admin-token-for-tests-0123456789"}
+    await client.get("/v1/connections", headers=tenant.headers)
+    keys = (await client.get(f"/v1/admin/tenants/{tenant.id}/api-keys", headers=admin)).json()
+    assert keys[0]["last_used_at"] is not None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -18,6 +19,8 @@ from hub.api.errors import EXCEPTION_HANDLERS
 from hub.db.migrate import upgrade_async
 from hub.runtime import Hub
 
+log = logging.getLogger("hub")
+
 
 def create_app(hub: Hub, *, migrate: bool = False, owns_hub: bool = False) -> Litestar:
     """Build the API around a ``Hub``. ``migrate`` brings the schema to head on start-up (the embedded
@@ -27,6 +30,7 @@ def create_app(hub: Hub, *, migrate: bool = False, owns_hub: bool = False) -> Li
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         if migrate:
             await upgrade_async(hub.engine)
+            log.info("database schema is current")
         try:
             yield
         finally:
@@ -54,6 +58,7 @@ def create_app(hub: Hub, *, migrate: bool = False, owns_hub: bool = False) -> Li
         exception_handlers=EXCEPTION_HANDLERS,
         lifespan=[lifespan],
         request_max_body_size=hub.settings.max_body_bytes,
+        logging_config=None,  # the process configures logging (hub.logs); the app only logs
         openapi_config=OpenAPIConfig(
             title="Integration hub",
             version=__version__,

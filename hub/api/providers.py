@@ -53,7 +53,7 @@ def provider_out(hub: HubDep, info: ProviderInfo) -> ProviderOut:
         slug=info.slug, title=info.title, category=info.category, description=info.description,
         auth_kind=info.auth_kind,
         oauth_configured=auth.configured if isinstance(auth, OAuth2) else None,
-        scopes=list(info.scopes),
+        scopes=list(auth.scopes if isinstance(auth, OAuth2) and auth.scopes else info.scopes),
         credential_fields_schema=_schema(auth.fields) if isinstance(auth, ApiKeyAuth) else None,
         settings_schema=_schema(info.settings), webhooks=info.webhooks, rate_limits=list(info.rate_limits),
         syncs=[SyncOut(s.entity, s.direction) for s in hub.registry.syncs_for(info.slug)],
