@@ -20,6 +20,7 @@ from hub.errors import (
 from hub.handlers import (
     Action,
     EntityMapper,
+    InboundRecord,
     InboundSync,
     OutboundItem,
     OutboundSync,
@@ -31,16 +32,46 @@ from hub.handlers import (
     WebhookVerifier,
 )
 from hub.hookspecs import hookimpl
-from hub.http import ProviderHttp
+from hub.http import ConnectionHttp, ProviderHttp
 from hub.types import AccountInfo, HubEvent, ProviderInfo, RateLimit, TokenSet
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "AccountInfo", "Action", "ApiKeyAuth", "Conflict", "ConnectionContext", "CredentialsRejected", "EntityMapper",
+    "AccountInfo",
+    "Action",
+    "ApiKeyAuth",
+    "Conflict",
+    "ConnectionContext",
+    "ConnectionHttp",
+    "CredentialsRejected",
+    "EntityMapper",
     "EventContext",
-    "HubError", "HubEvent", "InboundSync", "InvalidRequest", "NotConnected", "NotFound", "OAuth2", "OutboundItem",
-    "OutboundSync", "Page", "PluginError", "ProviderError", "ProviderHttp", "ProviderInfo", "PushResult",
-    "RateLimit", "SyncHandler", "TokenSet", "Unauthorized", "ValidationFailed", "VerifiedEvent", "WebhookRequest",
-    "WebhookVerifier", "__version__", "hookimpl", "pkce_pair",
+    "hookimpl",
+    "HubError",
+    "HubEvent",
+    "InboundRecord",
+    "InboundSync",
+    "InvalidRequest",
+    "NotConnected",
+    "NotFound",
+    "OAuth2",
+    "OutboundItem",
+    "OutboundSync",
+    "Page",
+    "pkce_pair",
+    "PluginError",
+    "ProviderError",
+    "ProviderHttp",
+    "ProviderInfo",
+    "PushResult",
+    "RateLimit",
+    "SyncHandler",
+    "TokenSet",
+    "Unauthorized",
+    "ValidationFailed",
+    "VerifiedEvent",
+    "WebhookRequest",
+    "WebhookVerifier",
+    "__version__",
 ]

@@ -93,16 +93,52 @@ def serve(host: str, port: int, migrate: bool | None) -> None:
     import uvicorn
 
     from hub.api.app import create_app
+    from hub.jobs.worker import background_for
 
     hub = _hub()
     settings = hub.settings
     if migrate is None:
         migrate = settings.is_embedded_database
-    app = create_app(hub, migrate=migrate, owns_hub=True)
+    app = create_app(hub, migrate=migrate, owns_hub=True, background=background_for(settings, _hub))
     if settings.admin_token is None:
         click.echo(f"admin token: {settings.home / 'admin_token'}", err=True)
     click.echo(f"providers: {', '.join(sorted(hub.registry.providers)) or 'none installed'}", err=True)
     uvicorn.run(app, host=host, port=port, log_config=None)
+
+
+@main.command()
+@click.option("--processes", default=1, show_default=True, type=click.IntRange(1, 64), help="Worker processes.")
+@click.option("--threads", default=8, show_default=True, type=click.IntRange(1, 256), help="Threads per process.")
+def worker(processes: int, threads: int) -> None:
+    """Run jobs from HUB_BROKER_URL's queue (syncs, deliveries), on any machine."""
+    import multiprocessing
+
+    from hub.jobs.worker import run_worker
+
+    settings = _settings()
+    if settings.broker_url is None:
+        raise click.ClickException("HUB_BROKER_URL is unset: `hub serve` runs the jobs itself (embedded worker)")
+    _hub()  # fail here, clearly, on bad plugins or configuration
+    if processes == 1:
+        run_worker(settings, _hub, threads)
+        return
+    context = multiprocessing.get_context("spawn")
+    children = [context.Process(target=_worker_process, args=(threads,), daemon=False) for _ in range(processes)]
+    for child in children:
+        child.start()
+    try:
+        for child in children:
+            child.join()
+    except KeyboardInterrupt:
+        for child in children:
+            child.terminate()
+
+
+def _worker_process(threads: int) -> None:
+    from hub.jobs.worker import run_worker
+
+    configure_logging()
+    run_worker(_settings(), _hub, threads)
 
 
 @main.command()

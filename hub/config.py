@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from datetime import timedelta
 from pathlib import Path
 
 import msgspec
@@ -19,6 +20,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     plugins: tuple[str, ...] | None = None
     """The HUB_PLUGINS allowlist; None loads every installed plugin."""
     max_body_bytes: int = 1_048_576
+    max_sync_body_bytes: int = 33_554_432
+    job_lease_seconds: float = 300.0
+    """How long a running job is held before the relay gives it to another worker (its holder died)."""
+    tick_seconds: float = 1.0
+    """How often the relay and the scheduler look for due work."""
     environ: Mapping[str, str] = msgspec.field(default_factory=dict)
     """The whole environment, for plugins that read their own variables (client ids, secrets)."""
 
@@ -39,8 +45,15 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             public_url=(env.get("HUB_PUBLIC_URL") or "http://127.0.0.1:8000").rstrip("/"),
             plugins=plugins,
             max_body_bytes=int(env.get("HUB_MAX_BODY_BYTES") or 1_048_576),
+            max_sync_body_bytes=int(env.get("HUB_MAX_SYNC_BODY_BYTES") or 33_554_432),
+            job_lease_seconds=float(env.get("HUB_JOB_LEASE_SECONDS") or 300),
+            tick_seconds=float(env.get("HUB_TICK_SECONDS") or 1.0),
             environ=env,
         )
+
+    @property
+    def job_lease(self) -> timedelta:
+        return timedelta(seconds=self.job_lease_seconds)
 
     @property
     def resolved_database_url(self) -> str:

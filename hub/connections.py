@@ -34,6 +34,7 @@ class ConnectionOut(msgspec.Struct, kw_only=True):
     metadata: dict[str, Any]
     settings: dict[str, Any]
     sync_enabled: bool
+    sync_schedules: dict[str, Any]
     scopes: str | None
     token_expires_at: datetime | None
     last_sync_at: datetime | None
@@ -47,7 +48,8 @@ def connection_out(conn: Connection) -> ConnectionOut:
     return ConnectionOut(
         id=conn.id, provider=conn.provider, status=conn.status, external_account_id=conn.external_account_id,
         external_account_name=conn.external_account_name, metadata=conn.metadata_, settings=conn.settings,
-        sync_enabled=conn.sync_enabled, scopes=conn.scopes, token_expires_at=conn.token_expires_at,
+        sync_enabled=conn.sync_enabled, sync_schedules=conn.sync_schedules, scopes=conn.scopes,
+        token_expires_at=conn.token_expires_at,
         last_sync_at=conn.last_sync_at, last_error=conn.last_error, connected_at=conn.connected_at,
         created_at=conn.created_at, updated_at=conn.updated_at,
     )
@@ -90,7 +92,7 @@ async def _connection_row(session: AsyncSession, tenant_id: uuid.UUID, provider:
     conn = (await session.scalars(stmt)).first()
     if conn is None:
         conn = Connection(id=uuid.uuid4(), tenant_id=tenant_id, provider=provider, status="pending",
-                          metadata_={}, settings={}, sync_enabled=True)
+                          metadata_={}, settings={}, sync_schedules={}, sync_enabled=True)
         session.add(conn)
     return conn
 
@@ -151,13 +153,18 @@ async def connect_with_credentials(
 
 
 async def update_connection(
-    hub: Hub, session: AsyncSession, conn: Connection, settings: dict[str, Any] | None, sync_enabled: bool | None
+    hub: Hub, session: AsyncSession, conn: Connection, settings: dict[str, Any] | None, sync_enabled: bool | None,
+    sync_schedules: dict[str, Any] | None = None,
 ) -> Connection:
+    from hub.sync.schedule import validate_schedules
+
     info = require_provider(hub, conn.provider)
     if settings is not None:
         conn.settings = validate_settings(info, {**conn.settings, **settings})
     if sync_enabled is not None:
         conn.sync_enabled = sync_enabled
+    if sync_schedules is not None:
+        conn.sync_schedules = {**conn.sync_schedules, **validate_schedules(hub, conn.provider, sync_schedules)}
     await session.flush()
     return conn
 
@@ -203,7 +210,8 @@ async def connection_context(hub: Hub, session: AsyncSession, conn: Connection) 
         account_id=conn.external_account_id, account_name=conn.external_account_name,
         metadata=dict(conn.metadata_), settings=settings,
         timezone=(tenant.settings.get("timezone") if tenant else None) or "UTC",
-        http=hub.http, log=logging.getLogger(f"hub.provider.{conn.provider}"),
+        http=hub.http.for_connection(conn.provider, conn.id, info.rate_limits),
+        log=logging.getLogger(f"hub.provider.{conn.provider}"),
         _hub=hub, _credentials=conn.credentials_enc,
     )
 

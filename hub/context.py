@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 
 from hub.errors import NotConnected, NotFound
-from hub.http import ProviderHttp
+from hub.http import ConnectionHttp
 from hub.tokens import valid_access_token
 
 if TYPE_CHECKING:
@@ -30,7 +30,8 @@ class ConnectionContext:
     """The connection's settings, as the provider's declared settings Struct (or a dict when it declares none)."""
     timezone: str
     """The tenant's default IANA time zone."""
-    http: ProviderHttp
+    http: ConnectionHttp
+    """The hub's HTTP client bound to this connection: its provider's throttle, retries and request log."""
     log: logging.Logger
     _hub: Hub = field(repr=False)
     _credentials: str | None = field(default=None, repr=False)
@@ -38,6 +39,21 @@ class ConnectionContext:
     async def access_token(self) -> str:
         """A valid OAuth access token, refreshed first if it expires within five minutes."""
         return await valid_access_token(self._hub, self.connection_id)
+
+    def to_provider(self, entity: str, record: Any) -> dict[str, Any]:
+        """The provider's payload for a hub record, through the registered (or replacing) mapper."""
+        return self._mapper(entity, "to_provider")(record, self)
+
+    def from_provider(self, entity: str, payload: Any) -> Any:
+        """A hub record's data from a provider payload, through the registered (or replacing) mapper."""
+        return self._mapper(entity, "from_provider")(payload, self)
+
+    def _mapper(self, entity: str, direction: str):
+        mapper = self._hub.registry.mappers.get((self.provider, entity))
+        fn = getattr(mapper, direction, None) if mapper else None
+        if fn is None:
+            raise LookupError(f"no {direction} mapper registered for {self.provider} {entity}")
+        return fn
 
     def credentials(self, fields: type[msgspec.Struct]) -> Any:
         """The API-key credentials the tenant connected with, decoded into the provider's fields type."""

@@ -42,7 +42,12 @@ class EntityMapper:
 
 
 class OutboundItem(msgspec.Struct, kw_only=True):
-    """One hub record to push, with the provider id it is mapped to (None: create it)."""
+    """One hub record to push, with the provider id it is mapped to (None: create it).
+
+    ``record`` is the hub record, typed (``hub.entities.Client`` ...); turn it into the provider's payload
+    with the registered mapper. ``idempotency_key`` is derived from (connection, entity, internal id,
+    record hash): send it where the provider takes one, so a repeated push never creates a duplicate.
+    """
 
     internal_id: str
     record: Any
@@ -57,10 +62,18 @@ class PushResult(msgspec.Struct, kw_only=True):
     error: str | None = None
 
 
-class Page(msgspec.Struct, kw_only=True):
-    """One page of an inbound read. ``cursor`` is saved only after the page is stored."""
+class InboundRecord(msgspec.Struct, kw_only=True):
+    """One provider record, already mapped to the hub's shape for its entity."""
 
-    records: list[dict[str, Any]]
+    external_id: str
+    data: dict[str, Any]
+
+
+class Page(msgspec.Struct, kw_only=True):
+    """One page of an inbound read. ``cursor`` is saved only after the page is stored; ``deleted`` lists
+    the external ids the provider reports deleted; ``has_more`` asks for the next page right away."""
+
+    records: list[InboundRecord]
     cursor: str | None
     deleted: list[str] = []
     has_more: bool = False
@@ -74,6 +87,8 @@ class OutboundSync:
     entity: str
     push: Callable[[ConnectionContext, Sequence[OutboundItem]], Awaitable[Sequence[PushResult]]]
     batch_size: int = 1
+    schema: type[msgspec.Struct] | None = None
+    """The record type, for an entity the core does not define (``hub.entities.ENTITIES``)."""
     direction: Literal["outbound"] = "outbound"
 
 
@@ -86,6 +101,8 @@ class InboundSync:
     pull: Callable[[ConnectionContext, str | None], Awaitable[Page]]
     every: timedelta | None = None
     """Default interval of the periodic pull; connections can switch it off or change it."""
+    schema: type[msgspec.Struct] | None = None
+    """The record type, for an entity the core does not define (``hub.entities.ENTITIES``)."""
     direction: Literal["inbound"] = "inbound"
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
@@ -17,6 +17,7 @@ from hub.db.tenancy import scope_to_tenant
 from hub.home import ensure_home, new_token, read_or_create_secret
 from hub.http import ProviderHttp
 from hub.plugins import Registry, load_plugins
+from hub.throttle import create_throttle
 from hub.vault import Vault, generate_key
 
 log = logging.getLogger("hub")
@@ -50,6 +51,8 @@ class Hub:
     registry: Registry
     http: ProviderHttp
     admin_token: str
+    dispatch: Callable[[uuid.UUID], None] | None = None
+    """Sends a committed job to the workers; None where nothing listens (the relay sends it later)."""
 
     @classmethod
     def create(
@@ -69,7 +72,7 @@ class Hub:
             sessionmaker=create_sessionmaker(engine),
             vault=resolve_vault(settings),
             registry=registry,
-            http=http or ProviderHttp(),
+            http=http or ProviderHttp(throttle=create_throttle(settings.broker_url)),
             admin_token=resolve_admin_token(settings),
         )
 
@@ -77,6 +80,7 @@ class Hub:
     async def session(self, tenant_id: uuid.UUID | None = None) -> AsyncIterator[AsyncSession]:
         """A unit of work: commits when the block ends cleanly, rolls back when it raises."""
         async with self.sessionmaker() as session:
+            session.info["hub_dispatch"] = self.dispatch
             if tenant_id is not None:
                 scope_to_tenant(session, tenant_id)
             try:

@@ -152,3 +152,57 @@ def live_hub(settings: Settings):
     import asyncio
 
     asyncio.run(hub.engine.dispose())
+
+
+REDIS_URL = os.environ.get("HUB_TEST_REDIS_URL")
+
+
+@pytest.fixture(params=["embedded", pytest.param("redis", marks=pytest.mark.redis)])
+async def jobs(request, hub: Hub, settings: Settings):
+    """A real Dramatiq worker for ``hub``'s jobs (stub broker in-process, or Redis) plus the relay loop,
+    as ``hub serve`` (embedded) or ``hub worker`` (Redis) run them."""
+    import asyncio
+
+    from hub.jobs.broker import relay_forever
+    from hub.jobs.worker import WorkerRuntime
+
+    worker_settings = settings
+    if request.param == "redis":
+        url = require_service(REDIS_URL, "Redis (HUB_TEST_REDIS_URL)")
+        import redis
+
+        client = redis.Redis.from_url(url)
+        for key in client.scan_iter("hub:*"):  # a previous run's queue, not other tests' keys
+            client.delete(key)
+        worker_settings = Settings(**{**_fields(settings), "broker_url": url})
+    runtime = WorkerRuntime(worker_settings, lambda: make_hub(worker_settings), threads=4)
+    runtime.start()
+    hub.dispatch = runtime.dispatcher
+    stop = asyncio.Event()
+    relay = asyncio.create_task(relay_forever(hub, stop))
+    try:
+        yield runtime
+    finally:
+        stop.set()
+        await relay
+        hub.dispatch = None
+        await asyncio.to_thread(runtime.stop)
+
+
+def _fields(settings: Settings) -> dict:
+    return {name: getattr(settings, name) for name in settings.__struct_fields__}
+
+
+async def wait_for(predicate, timeout: float = 30.0, every: float = 0.05):
+    """Poll an async predicate until it returns something truthy."""
+    import asyncio
+    import time
+
+    deadline = time.monotonic() + timeout
+    while True:
+        value = await predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {predicate.__name__}")
+        await asyncio.sleep(every)

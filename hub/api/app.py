@@ -13,33 +13,42 @@ from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme
 
 from hub import __version__
-from hub.api import admin, connections, health, oauth, providers, tenant
+from hub.api import admin, connections, health, oauth, providers, syncs, tenant
 from hub.api.deps import provide_admin_db, provide_hub, provide_tenant_db, provide_tenant_id, require_admin
 from hub.api.errors import EXCEPTION_HANDLERS
 from hub.db.migrate import upgrade_async
+from hub.jobs.worker import Background
 from hub.runtime import Hub
 
 log = logging.getLogger("hub")
 
 
-def create_app(hub: Hub, *, migrate: bool = False, owns_hub: bool = False) -> Litestar:
+def create_app(
+    hub: Hub, *, migrate: bool = False, owns_hub: bool = False, background: Background | None = None
+) -> Litestar:
     """Build the API around a ``Hub``. ``migrate`` brings the schema to head on start-up (the embedded
-    default does this); ``owns_hub`` closes the hub's engine and HTTP client on shutdown."""
+    default does this); ``background`` runs beside the API (the embedded worker, or a sender of jobs);
+    ``owns_hub`` closes the hub's engine and HTTP client on shutdown."""
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         if migrate:
             await upgrade_async(hub.engine)
             log.info("database schema is current")
+        if background is not None:
+            await background.start(hub)
         try:
             yield
         finally:
+            if background is not None:
+                await background.stop()
             if owns_hub:
                 await hub.aclose()
 
     tenant_router = Router(
         path="/",
-        route_handlers=[connections.ConnectionController, tenant.get_own_tenant, tenant.patch_own_tenant],
+        route_handlers=[connections.ConnectionController, syncs.SyncController, tenant.get_own_tenant,
+                        tenant.patch_own_tenant],
         dependencies={"tenant_id": Provide(provide_tenant_id), "db": Provide(provide_tenant_db)},
         security=[{"apiKey": []}],
     )

@@ -34,6 +34,8 @@ class CredentialsIn(msgspec.Struct, forbid_unknown_fields=True):
 class ConnectionPatch(msgspec.Struct, forbid_unknown_fields=True):
     settings: dict[str, Any] | None = None
     sync_enabled: bool | None = None
+    sync_schedules: dict[str, dict[str, Any]] | None = None
+    """Per inbound entity: {"enabled": false} or {"every_seconds": 900}."""
 
 
 class DisconnectOut(msgspec.Struct):
@@ -73,7 +75,9 @@ class ConnectionController(Controller):
         self, hub: HubDep, db: Db, tenant_id: TenantId, provider: FromPath[str], data: JSONBody[ConnectionPatch]
     ) -> ConnectionOut:
         conn = await svc.get_connection(db, tenant_id, provider)
-        return connection_out(await svc.update_connection(hub, db, conn, data.settings, data.sync_enabled))
+        return connection_out(
+            await svc.update_connection(hub, db, conn, data.settings, data.sync_enabled, data.sync_schedules)
+        )
 
     @delete("/{provider:str}", status_code=200, summary="Disconnect: revoke, wipe secrets, keep history")
     async def disconnect(self, hub: HubDep, db: Db, tenant_id: TenantId, provider: FromPath[str]) -> DisconnectOut:
@@ -96,5 +100,6 @@ class ConnectionController(Controller):
             raise ValidationFailed(f"invalid input for {action}: {exc}", code="invalid_action_input") from None
         conn = await svc.get_connection(db, tenant_id, provider)
         context = await svc.connection_context(hub, db, conn)
+        await db.commit()  # hold no transaction while the provider is called (the plugin opens its own)
         result = await spec.handler(context, payload)
         return Response(msgspec.to_builtins(msgspec.convert(result, spec.output, from_attributes=True)))

@@ -18,9 +18,11 @@ def create_engine(url: str, **kwargs) -> AsyncEngine:
 
 
 def _sqlite_transactions(engine: AsyncEngine) -> None:
-    """Let SQLAlchemy, not the sqlite3 module, begin transactions (SQLAlchemy's documented recipe), so a
-    first UPDATE really takes the write lock that token refresh relies on; and use WAL so readers never
-    wait for the writer."""
+    """Let SQLAlchemy, not the sqlite3 module, begin transactions (SQLAlchemy's documented recipe), and
+    begin them IMMEDIATE: a transaction that read first and writes later would otherwise fail at once
+    with "database is locked" (WAL's busy snapshot, which no busy timeout waits out) whenever another
+    connection wrote in between. Transactions are short, so queueing them costs little; SQLite has one
+    writer at a time anyway."""
 
     @event.listens_for(engine.sync_engine, "connect")
     def _connect(dbapi_connection, _record):
@@ -33,7 +35,7 @@ def _sqlite_transactions(engine: AsyncEngine) -> None:
 
     @event.listens_for(engine.sync_engine, "begin")
     def _begin(conn):
-        conn.exec_driver_sql("BEGIN")
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

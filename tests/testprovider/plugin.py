@@ -7,6 +7,7 @@ Two providers: ``testoauth`` (OAuth2 with PKCE, account info from the API, an ac
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import timedelta
 
 import msgspec
 
@@ -16,6 +17,7 @@ from hub import (
     ApiKeyAuth,
     CredentialsRejected,
     EntityMapper,
+    InboundRecord,
     InboundSync,
     OAuth2,
     OutboundSync,
@@ -121,22 +123,63 @@ def hub_register_actions(register, config):
 
 @hookimpl
 def hub_register_entity_mappers(register):
-    register(EntityMapper(provider="testoauth", entity="client",
-                          to_provider=lambda record, ctx: {"DisplayName": record["name"]},
-                          from_provider=lambda payload, ctx: {"name": payload["DisplayName"]}))
+    register(EntityMapper(provider="testoauth", entity="client", to_provider=customer_payload,
+                          from_provider=lambda payload, ctx: {"company_name": payload["DisplayName"]}))
+
+
+def customer_payload(client, ctx) -> dict:
+    payload = {"DisplayName": client.display_name}
+    if client.email:
+        payload["PrimaryEmailAddr"] = {"Address": client.email}
+    return payload
 
 
 @hookimpl
-def hub_register_syncs(register):
+def hub_register_syncs(register, config):
+    base = _base(config)
+
     async def push(ctx, items):
-        return [PushResult(internal_id=i.internal_id, external_id=f"ext-{i.internal_id}", outcome="created")
-                for i in items]
+        """One batch request for up to 30 clients; the idempotency key goes as each item's requestid."""
+        token = await ctx.access_token()
+        body = {"BatchItemRequest": [
+            {"bId": str(n), "requestid": item.idempotency_key,
+             "operation": "update" if item.external_id else "create", "id": item.external_id,
+             "customer": ctx.to_provider("client", item.record)}
+            for n, item in enumerate(items)
+        ]}
+        response = await ctx.http.request("POST", f"{base}/api/customers/batch", json=body, idempotent=True,
+                                          headers={"Authorization": f"Bearer {token}"})
+        if response.status_code != 200:
+            raise ProviderError(f"batch failed (HTTP {response.status_code})")
+        results = {r["bId"]: r for r in response.json()["BatchItemResponse"]}
+        out = []
+        for n, item in enumerate(items):
+            result = results.get(str(n), {})
+            if "Customer" in result:
+                out.append(PushResult(internal_id=item.internal_id, external_id=result["Customer"]["Id"],
+                                      outcome="updated" if item.external_id else "created"))
+            else:
+                error = result.get("Fault", {}).get("Error", [{}])[0].get("Message", "no answer")
+                out.append(PushResult(internal_id=item.internal_id, outcome="failed", error=error))
+        return out
 
     async def pull(ctx, cursor):
-        return Page(records=[], cursor=cursor)
+        token = await ctx.access_token()
+        response = await ctx.http.request("GET", f"{base}/api/payments", params={"after": cursor or "0", "limit": 100},
+                                          headers={"Authorization": f"Bearer {token}"})
+        if response.status_code != 200:
+            raise ProviderError(f"payments read failed (HTTP {response.status_code})")
+        body = response.json()
+        records = [
+            InboundRecord(external_id=p["id"], data={"id": p["id"], "amount": p["amount"], "currency": "USD",
+                                                    "payment_date": p.get("date", "2026-11-01"),
+                                                    "invoice_id": p.get("invoice_id")})
+            for p in body["data"]
+        ]
+        return Page(records=records, cursor=body["next"], deleted=body["deleted"], has_more=body["has_more"])
 
     register(OutboundSync(provider="testoauth", entity="client", push=push, batch_size=30))
-    register(InboundSync(provider="testoauth", entity="payment", pull=pull))
+    register(InboundSync(provider="testoauth", entity="payment", pull=pull, every=timedelta(minutes=15)))
 
 
 @hookimpl

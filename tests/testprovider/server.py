@@ -39,6 +39,22 @@ class ProviderState:
     access_ttl: int = 3600
     account_id: str = "acct-42"
     lock: threading.Lock = field(default_factory=threading.Lock)
+    # The accounting-like API: customers written in batches (idempotent by requestid), payments read in pages.
+    customers: dict[str, dict[str, Any]] = field(default_factory=dict)
+    batch_results: dict[str, dict[str, Any]] = field(default_factory=dict)
+    batch_calls: int = 0
+    latency: float = 0.0
+    fail_api_with: int | None = None
+    payments: list[dict[str, Any]] = field(default_factory=list)
+    payment_seq: int = 0
+
+    def put_payment(self, payment_id: str, amount: str, *, deleted: bool = False, **extra: Any) -> None:
+        """Add or change a payment; it moves to the end of the change order."""
+        with self.lock:
+            self.payment_seq += 1
+            self.payments = [p for p in self.payments if p["id"] != payment_id]
+            self.payments.append({"id": payment_id, "amount": amount, "seq": self.payment_seq,
+                                  "deleted": deleted, **extra})
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -101,6 +117,16 @@ class _Handler(BaseHTTPRequestHandler):
             if not self._bearer_ok():
                 return self._send(401, {"error": "invalid_token"})
             self._send(200, {"echo": query.get("text", "")})
+        elif url.path == "/api/payments":
+            if not self._bearer_ok():
+                return self._send(401, {"error": "invalid_token"})
+            after, limit = int(query.get("after") or 0), int(query.get("limit") or 100)
+            with st.lock:
+                page = [p for p in st.payments if p["seq"] > after][:limit]
+                more = any(p["seq"] > (page[-1]["seq"] if page else after) for p in st.payments)
+            self._send(200, {"data": [p for p in page if not p["deleted"]],
+                             "deleted": [p["id"] for p in page if p["deleted"]],
+                             "next": str(page[-1]["seq"]) if page else str(after), "has_more": more})
         elif url.path == "/api/check-key":
             if self.headers.get("X-Api-Key") != API_KEY:
                 return self._send(401, {"error": "bad key"})
@@ -108,10 +134,28 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             self._send(404, {"error": "not_found"})
 
+    def _customers_batch(self) -> None:
+        st = self.server.state
+        if not self._bearer_ok():
+            return self._send(401, {"error": "invalid_token"})
+        length = int(self.headers.get("Content-Length") or 0)
+        items = json.loads(self.rfile.read(length))["BatchItemRequest"]
+        time.sleep(st.latency)
+        if st.fail_api_with:
+            return self._send(st.fail_api_with, {"error": "unavailable"})
+        if len(items) > 30:
+            return self._send(400, {"error": "at most 30 items per batch"})
+        with st.lock:
+            st.batch_calls += 1
+            results = _customers_batch_items(st, items)
+        self._send(200, {"BatchItemResponse": results})
+
     def do_POST(self) -> None:
         url = urlsplit(self.path)
         st = self.server.state
         st.requests.append(f"POST {url.path}")
+        if url.path == "/api/customers/batch":
+            return self._customers_batch()
         form = self._form()
         if url.path == "/revoke":
             if not self._client_ok():
@@ -155,6 +199,28 @@ class _Handler(BaseHTTPRequestHandler):
             st.refresh_tokens.add(refresh)
         self._send(200, {"access_token": access, "refresh_token": refresh, "token_type": "Bearer",
                          "expires_in": st.access_ttl, "scope": "read write"})
+
+
+def _customers_batch_items(st: ProviderState, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    results = []
+    for item in items:
+        key = item.get("requestid")
+        if key and key in st.batch_results:  # a repeated request gets the first answer, nothing new
+            results.append(st.batch_results[key])
+            continue
+        customer = item["customer"]
+        if customer.get("DisplayName", "").startswith("REJECT"):
+            result = {"bId": item["bId"], "Fault": {"Error": [{"Message": "Duplicate Name Exists Error"}]}}
+        elif item["operation"] == "update" and item.get("id") not in st.customers:
+            result = {"bId": item["bId"], "Fault": {"Error": [{"Message": "Object Not Found"}]}}
+        else:
+            customer_id = item.get("id") or str(len(st.customers) + 1)
+            st.customers[customer_id] = customer
+            result = {"bId": item["bId"], "Customer": {"Id": customer_id, **customer}}
+        if key:
+            st.batch_results[key] = result
+        results.append(result)
+    return results
 
 
 class _Server(ThreadingHTTPServer):

@@ -1,0 +1,1 @@
+"""The sync engine: outbound pushes with mappings and change detection, inbound pulls into ``records``."""

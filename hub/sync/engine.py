@@ -1,0 +1,291 @@
+"""The ``sync.run`` job: one sync run, resumable.
+
+Outbound: pending items are read in chunks; their mappings are loaded in one query per chunk; an item
+whose hash equals its mapping's hash since the last successful sync is ``unchanged`` without a provider
+call; the rest go to the plugin in batches of its size; mappings, item states and counts are written in
+one transaction per batch. A crash loses at most the batch in flight, and repeating it is safe: the
+plugin gets the same idempotency keys.
+
+Inbound: pages are pulled from the saved cursor; each page's records are upserted in bulk (unchanged
+ones are left alone) and the cursor is saved in the same transaction, never before the page is stored.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+import uuid
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+from sqlalchemy import select, update
+
+from hub.connections import connection_context
+from hub.counters import reserve
+from hub.db.models import Connection, EntityMapping, Job, Record, SyncCursor, SyncRun, SyncRunItem, utcnow
+from hub.db.upsert import upsert
+from hub.entities import canonical, record_hash
+from hub.events import record_event
+from hub.handlers import InboundSync, OutboundItem, OutboundSync, Page, PushResult
+from hub.jobs.outbox import heartbeat
+from hub.sync.service import entity_schema
+
+if TYPE_CHECKING:
+    from hub.context import ConnectionContext
+    from hub.runtime import Hub
+
+log = logging.getLogger("hub.sync")
+
+CHUNK = 1000
+MAX_ERRORS_KEPT = 100
+HEARTBEAT_SECONDS = 10.0
+
+
+class _Cancelled(Exception):
+    pass
+
+
+def idempotency_key(connection_id: uuid.UUID, entity: str, internal_id: str, hash: str) -> str:
+    """32 hex characters: within QuickBooks' 36-character batch requestid and Stripe's 255."""
+    return hashlib.sha256(f"{connection_id}:{entity}:{internal_id}:{hash}".encode()).hexdigest()[:32]
+
+
+class _Heartbeat:
+    def __init__(self, hub: Hub, job: Job) -> None:
+        self.hub, self.job, self.last = hub, job, time.monotonic()
+
+    async def __call__(self) -> None:
+        if time.monotonic() - self.last > min(HEARTBEAT_SECONDS, self.hub.settings.job_lease_seconds / 3):
+            await heartbeat(self.hub, self.job)
+            self.last = time.monotonic()
+
+
+async def run_sync(hub: Hub, job: Job) -> None:
+    run_id = uuid.UUID(job.payload["run_id"])
+    async with hub.session() as session:
+        run = await session.get(SyncRun, run_id)
+        if run is None or run.status not in ("queued", "running"):
+            return  # finished, cancelled or gone: running again is a no-op
+        conn = await session.get(Connection, run.connection_id)
+        context = await connection_context(hub, session, conn)
+        run.status = "running"
+        run.started_at = run.started_at or utcnow()
+        tenant_id, direction = run.tenant_id, run.direction
+        handler = hub.registry.syncs.get((run.provider, run.entity, direction))
+    if handler is None:
+        raise LookupError(f"{run.provider} no longer syncs {run.entity} {direction}")
+    beat = _Heartbeat(hub, job)
+    try:
+        if isinstance(handler, OutboundSync):
+            await _outbound(hub, context, handler, run_id, beat)
+        else:
+            await _inbound(hub, context, handler, run_id, beat)
+    except _Cancelled:
+        await _finish(hub, tenant_id, run_id, "cancelled")
+        return
+    await _finish(hub, tenant_id, run_id, None)
+
+
+async def _check_cancel(hub: Hub, tenant_id: uuid.UUID, run_id: uuid.UUID) -> None:
+    async with hub.session(tenant_id) as session:
+        if await session.scalar(select(SyncRun.cancel_requested).where(SyncRun.id == run_id)):
+            raise _Cancelled()
+
+
+async def _outbound(
+    hub: Hub, ctx: ConnectionContext, handler: OutboundSync, run_id: uuid.UUID, beat: _Heartbeat
+) -> None:
+    schema = entity_schema(handler)
+    tenant_id, connection_id, entity = ctx.tenant_id, ctx.connection_id, handler.entity
+    while True:
+        await _check_cancel(hub, tenant_id, run_id)
+        async with hub.session(tenant_id) as session:
+            items = list((await session.scalars(
+                select(SyncRunItem).where(SyncRunItem.run_id == run_id, SyncRunItem.status == "pending")
+                .order_by(SyncRunItem.seq).limit(CHUNK)
+            )).all())
+            if not items:
+                return
+            mapped = {m.internal_id: m for m in (await session.scalars(select(EntityMapping).where(
+                EntityMapping.connection_id == connection_id, EntityMapping.entity == entity,
+                EntityMapping.internal_id.in_([i.internal_id for i in items]),
+            ))).all()}
+        unchanged = [i for i in items if (m := mapped.get(i.internal_id)) and m.sync_hash == i.hash]
+        skipped = {i.seq for i in unchanged}
+        if unchanged:
+            await _apply(hub, ctx, entity, run_id, unchanged, [
+                PushResult(internal_id=i.internal_id, external_id=mapped[i.internal_id].external_id,
+                           outcome="unchanged") for i in unchanged
+            ], touch_mappings=False)
+        to_push = [i for i in items if i.seq not in skipped]
+        for start in range(0, len(to_push), max(1, handler.batch_size)):
+            batch = to_push[start:start + max(1, handler.batch_size)]
+            outbound = [
+                OutboundItem(
+                    internal_id=i.internal_id, record=msgspec.convert(i.record, schema),
+                    external_id=mapped[i.internal_id].external_id if i.internal_id in mapped else None,
+                    idempotency_key=idempotency_key(connection_id, entity, i.internal_id, i.hash),
+                )
+                for i in batch
+            ]
+            results = await handler.push(ctx, outbound)  # an exception fails the job: the batch is retried
+            await _apply(hub, ctx, entity, run_id, batch, _checked(batch, results))
+            await beat()
+            await _check_cancel(hub, tenant_id, run_id)
+
+
+def _checked(batch: Sequence[SyncRunItem], results: Sequence[PushResult]) -> list[PushResult]:
+    """One result per item, in the batch's terms; a result the plugin forgot is a failure, not a gap."""
+    by_id = {r.internal_id: r for r in results if isinstance(r, PushResult)}
+    return [
+        by_id.get(i.internal_id)
+        or PushResult(internal_id=i.internal_id, outcome="failed", error="the plugin returned no result")
+        for i in batch
+    ]
+
+
+async def _apply(
+    hub: Hub, ctx: ConnectionContext, entity: str, run_id: uuid.UUID, items: Sequence[SyncRunItem],
+    results: Sequence[PushResult], *, touch_mappings: bool = True,
+) -> None:
+    """Write one batch's outcome: mappings, item states and the run's counts, in one transaction."""
+    now = utcnow()
+    hashes = {i.internal_id: i.hash for i in items}
+    async with hub.session(ctx.tenant_id) as session:
+        results = list(results)
+        if touch_mappings:
+            results = await _refuse_stolen_external_ids(session, ctx, entity, results)
+            await upsert(session, EntityMapping, [
+                {"id": uuid.uuid4(), "tenant_id": ctx.tenant_id, "connection_id": ctx.connection_id,
+                 "entity": entity, "internal_id": r.internal_id, "external_id": r.external_id,
+                 "sync_hash": hashes[r.internal_id], "last_synced_at": now, "created_at": now, "updated_at": now}
+                for r in results if r.outcome != "failed" and r.external_id
+            ], conflict=("connection_id", "entity", "internal_id"),
+               update=("external_id", "sync_hash", "last_synced_at", "updated_at"))
+        seq = {i.internal_id: i.seq for i in items}
+        await session.execute(update(SyncRunItem), [
+            {"run_id": run_id, "seq": seq[r.internal_id], "status": "failed" if r.outcome == "failed" else "done",
+             "outcome": r.outcome, "external_id": r.external_id, "error": r.error}
+            for r in results
+        ])
+        run = await session.get(SyncRun, run_id)
+        counts = {outcome: sum(1 for r in results if r.outcome == outcome)
+                  for outcome in ("created", "updated", "unchanged", "failed")}
+        run.processed += len(results)
+        for outcome, n in counts.items():
+            setattr(run, outcome, getattr(run, outcome) + n)
+        errors = [{"id": r.internal_id, "error": r.error or "failed"} for r in results if r.outcome == "failed"]
+        if errors and len(run.errors) < MAX_ERRORS_KEPT:
+            run.errors = [*run.errors, *errors][:MAX_ERRORS_KEPT]
+
+
+async def _refuse_stolen_external_ids(
+    session, ctx: ConnectionContext, entity: str, results: list[PushResult]
+) -> list[PushResult]:
+    """A provider id already mapped to another record would break the mapping's uniqueness: fail the
+    item that claims it instead of the whole batch."""
+    claimed = {r.external_id: r.internal_id for r in results if r.outcome != "failed" and r.external_id}
+    if not claimed:
+        return results
+    owners = dict((await session.execute(select(EntityMapping.external_id, EntityMapping.internal_id).where(
+        EntityMapping.connection_id == ctx.connection_id, EntityMapping.entity == entity,
+        EntityMapping.external_id.in_(list(claimed)),
+    ))).all())
+    return [
+        PushResult(internal_id=r.internal_id, outcome="failed",
+                   error=f"provider id {r.external_id} is already mapped to {owners[r.external_id]}")
+        if r.external_id in owners and owners[r.external_id] != r.internal_id and r.outcome != "failed" else r
+        for r in results
+    ]
+
+
+async def _inbound(
+    hub: Hub, ctx: ConnectionContext, handler: InboundSync, run_id: uuid.UUID, beat: _Heartbeat
+) -> None:
+    schema = entity_schema(handler)
+    tenant_id, entity = ctx.tenant_id, handler.entity
+    async with hub.session(tenant_id) as session:
+        run = await session.get(SyncRun, run_id)
+        cursor = run.cursor
+        if cursor is None and run.type == "incremental":
+            cursor = await session.scalar(select(SyncCursor.cursor).where(
+                SyncCursor.connection_id == ctx.connection_id, SyncCursor.entity == entity))
+    while True:
+        await _check_cancel(hub, tenant_id, run_id)
+        page = await handler.pull(ctx, cursor)
+        if not isinstance(page, Page):
+            raise TypeError(f"{handler.provider} pull returned {type(page).__name__}, not a Page")
+        await _store_page(hub, ctx, entity, schema, run_id, page)
+        await beat()
+        cursor = page.cursor
+        if not page.has_more:
+            return
+
+
+async def _store_page(
+    hub: Hub, ctx: ConnectionContext, entity: str, schema: type[msgspec.Struct] | None, run_id: uuid.UUID,
+    page: Page,
+) -> None:
+    rows: dict[str, tuple[dict[str, Any], str]] = {}
+    errors = []
+    for record in page.records:
+        try:
+            data = canonical(msgspec.convert(record.data, schema)) if schema else record.data
+        except (msgspec.ValidationError, ValueError, TypeError) as exc:
+            errors.append({"id": record.external_id, "error": str(exc)})
+            continue
+        rows[record.external_id] = (data, record_hash(data))
+    deleted = [external_id for external_id in page.deleted if external_id not in rows]
+    now = utcnow()
+    async with hub.session(ctx.tenant_id) as session:
+        ids = list(rows) + deleted
+        existing = {r.external_id: (r.hash, r.deleted) for r in (await session.execute(
+            select(Record.external_id, Record.hash, Record.deleted).where(
+                Record.connection_id == ctx.connection_id, Record.entity == entity, Record.external_id.in_(ids))
+        )).all()} if ids else {}
+        changed = [eid for eid, (_, h) in rows.items() if existing.get(eid) != (h, False)]
+        gone = [eid for eid in deleted if eid in existing and not existing[eid][1]]
+        seqs = iter(await reserve(session, f"records:{ctx.connection_id}", len(changed) + len(gone))) \
+            if changed or gone else iter(())
+        await upsert(session, Record, [
+            {"id": uuid.uuid4(), "tenant_id": ctx.tenant_id, "connection_id": ctx.connection_id, "entity": entity,
+             "external_id": eid, "data": rows[eid][0], "hash": rows[eid][1], "deleted": False, "seq": next(seqs),
+             "updated_at": now}
+            for eid in changed
+        ], conflict=("connection_id", "entity", "external_id"), update=("data", "hash", "deleted", "seq", "updated_at"))
+        for eid in gone:
+            await session.execute(update(Record).where(
+                Record.connection_id == ctx.connection_id, Record.entity == entity, Record.external_id == eid,
+            ).values(deleted=True, seq=next(seqs), updated_at=now))
+        await upsert(session, SyncCursor, [
+            {"tenant_id": ctx.tenant_id, "connection_id": ctx.connection_id, "entity": entity,
+             "cursor": page.cursor, "updated_at": now}
+        ], conflict=("connection_id", "entity"), update=("cursor", "updated_at"))
+        run = await session.get(SyncRun, run_id)
+        run.cursor = page.cursor
+        run.processed += len(page.records)
+        run.created += sum(1 for eid in changed if eid not in existing)
+        run.updated += sum(1 for eid in changed if eid in existing)
+        run.unchanged += len(rows) - len(changed)
+        run.deleted += len(gone)
+        run.failed += len(errors)
+        if errors and len(run.errors) < MAX_ERRORS_KEPT:
+            run.errors = [*run.errors, *errors][:MAX_ERRORS_KEPT]
+
+
+async def _finish(hub: Hub, tenant_id: uuid.UUID, run_id: uuid.UUID, status: str | None) -> None:
+    async with hub.session(tenant_id) as session:
+        run = await session.get(SyncRun, run_id)
+        if status is None:
+            status = "completed_with_errors" if run.failed else "completed"
+        run.status, run.finished_at = status, utcnow()
+        conn = await session.get(Connection, run.connection_id)
+        conn.last_sync_at = run.finished_at
+        if status != "cancelled":
+            from hub.sync.schemas import sync_run_out
+
+            await record_event(session, tenant_id, "sync.completed",
+                               msgspec.to_builtins(sync_run_out(run)), provider=run.provider)
+    log.info("sync run %s %s", run_id, status)

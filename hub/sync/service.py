@@ -1,0 +1,123 @@
+"""Starting, listing and cancelling sync runs. A run and its job are written in one transaction."""
+
+from __future__ import annotations
+
+import uuid
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+from sqlalchemy import insert, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from hub.db.models import Connection, SyncRun, SyncRunItem, utcnow
+from hub.entities import ENTITIES, canonical, record_hash
+from hub.errors import Conflict, NotConnected, NotFound, ValidationFailed
+from hub.handlers import InboundSync, OutboundSync
+from hub.jobs import enqueue
+
+if TYPE_CHECKING:
+    from hub.runtime import Hub
+
+ACTIVE = ("queued", "running")
+
+
+def outbound_handler(hub: Hub, provider: str, entity: str) -> OutboundSync:
+    handler = hub.registry.syncs.get((provider, entity, "outbound"))
+    if not isinstance(handler, OutboundSync):
+        raise NotFound(f"{provider} does not sync {entity!r} outbound", code="sync_not_supported")
+    return handler
+
+
+def inbound_handler(hub: Hub, provider: str, entity: str) -> InboundSync:
+    handler = hub.registry.syncs.get((provider, entity, "inbound"))
+    if not isinstance(handler, InboundSync):
+        raise NotFound(f"{provider} does not sync {entity!r} inbound", code="sync_not_supported")
+    return handler
+
+
+def entity_schema(handler: OutboundSync | InboundSync) -> type[msgspec.Struct] | None:
+    return handler.schema or ENTITIES.get(handler.entity)
+
+
+def validate_records(schema: type[msgspec.Struct], records: list[dict[str, Any]]) -> list[Any]:
+    """Every record, typed; or a 422 listing each bad one (nothing is queued)."""
+    typed, problems, seen = [], [], set()
+    for index, raw in enumerate(records):
+        record_id = raw.get("id") if isinstance(raw, dict) else None
+        try:
+            record = msgspec.convert(raw, schema)
+        except (msgspec.ValidationError, ValueError, TypeError) as exc:
+            problems.append({"index": index, "id": record_id, "error": str(exc)})
+            continue
+        if record.id in seen:
+            problems.append({"index": index, "id": record.id, "error": "duplicate id in this request"})
+            continue
+        seen.add(record.id)
+        typed.append(record)
+    if problems:
+        raise ValidationFailed(f"{len(problems)} of {len(records)} records are invalid; nothing was queued",
+                               code="invalid_records", details=problems)
+    return typed
+
+
+def _usable(conn: Connection) -> None:
+    if conn.status != "connected":
+        raise NotConnected(f"the {conn.provider} connection is {conn.status}")
+
+
+async def start_outbound(
+    hub: Hub, session: AsyncSession, conn: Connection, entity: str, records: list[dict[str, Any]]
+) -> SyncRun:
+    _usable(conn)
+    handler = outbound_handler(hub, conn.provider, entity)
+    schema = entity_schema(handler)
+    if schema is None:
+        raise ValidationFailed(f"no schema for entity {entity!r}", code="unknown_entity")
+    typed = validate_records(schema, records)
+    run = SyncRun(id=uuid.uuid4(), tenant_id=conn.tenant_id, connection_id=conn.id, provider=conn.provider,
+                  entity=entity, direction="outbound", type="full", status="queued", total=len(typed), errors=[])
+    session.add(run)
+    await session.flush()
+    if typed:
+        await session.execute(insert(SyncRunItem), [
+            {"run_id": run.id, "seq": seq, "internal_id": record.id, "record": canonical(record),
+             "hash": record_hash(record), "status": "pending"}
+            for seq, record in enumerate(typed)
+        ])
+    run.job_id = enqueue(session, "sync.run", {"run_id": str(run.id)}, tenant_id=conn.tenant_id).id
+    return run
+
+
+async def start_inbound(hub: Hub, session: AsyncSession, conn: Connection, entity: str, type: str) -> SyncRun:
+    _usable(conn)
+    inbound_handler(hub, conn.provider, entity)
+    active = (await session.scalars(select(SyncRun.id).where(
+        SyncRun.connection_id == conn.id, SyncRun.entity == entity, SyncRun.direction == "inbound",
+        SyncRun.status.in_(ACTIVE),
+    ))).first()
+    if active is not None:
+        raise Conflict(f"an inbound {entity} sync is already running ({active})", code="sync_in_progress")
+    run = SyncRun(id=uuid.uuid4(), tenant_id=conn.tenant_id, connection_id=conn.id, provider=conn.provider,
+                  entity=entity, direction="inbound", type=type, status="queued", errors=[])
+    session.add(run)
+    await session.flush()
+    run.job_id = enqueue(session, "sync.run", {"run_id": str(run.id)}, tenant_id=conn.tenant_id).id
+    return run
+
+
+async def get_run(session: AsyncSession, tenant_id: uuid.UUID, run_id: uuid.UUID) -> SyncRun:
+    run = await session.get(SyncRun, run_id)
+    if run is None or run.tenant_id != tenant_id:
+        raise NotFound("no such sync run", code="sync_not_found")
+    return run
+
+
+async def cancel_run(session: AsyncSession, tenant_id: uuid.UUID, run_id: uuid.UUID) -> SyncRun:
+    run = await get_run(session, tenant_id, run_id)
+    if run.status not in ACTIVE:
+        raise Conflict(f"the run is already {run.status}", code="sync_finished")
+    run.cancel_requested = True
+    if run.status == "queued":  # not picked up yet: the job will find it cancelled and do nothing
+        run.status, run.finished_at = "cancelled", utcnow()
+    await session.flush()
+    return run
