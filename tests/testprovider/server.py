@@ -47,6 +47,12 @@ class ProviderState:
     fail_api_with: int | None = None
     payments: list[dict[str, Any]] = field(default_factory=list)
     payment_seq: int = 0
+    replayed: int = 0
+    """Batch items answered from the idempotency cache: a client repeated a request it had sent before."""
+    stall_batch: int | None = None
+    """Process batch number N, then hold its response until ``release`` is set (a crash test's window)."""
+    stalled: threading.Event = field(default_factory=threading.Event)
+    release: threading.Event = field(default_factory=threading.Event)
 
     def put_payment(self, payment_id: str, amount: str, *, deleted: bool = False, **extra: Any) -> None:
         """Add or change a payment; it moves to the end of the change order."""
@@ -147,7 +153,11 @@ class _Handler(BaseHTTPRequestHandler):
             return self._send(400, {"error": "at most 30 items per batch"})
         with st.lock:
             st.batch_calls += 1
+            number = st.batch_calls
             results = _customers_batch_items(st, items)
+        if number == st.stall_batch:  # done at the provider; the caller has not heard back yet
+            st.stalled.set()
+            st.release.wait(timeout=60)
         self._send(200, {"BatchItemResponse": results})
 
     def do_POST(self) -> None:
@@ -206,6 +216,7 @@ def _customers_batch_items(st: ProviderState, items: list[dict[str, Any]]) -> li
     for item in items:
         key = item.get("requestid")
         if key and key in st.batch_results:  # a repeated request gets the first answer, nothing new
+            st.replayed += 1
             results.append(st.batch_results[key])
             continue
         customer = item["customer"]
@@ -226,6 +237,12 @@ def _customers_batch_items(st: ProviderState, items: list[dict[str, Any]]) -> li
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     state: ProviderState
+
+    def handle_error(self, request, client_address) -> None:
+        import sys
+
+        if not isinstance(sys.exc_info()[1], (BrokenPipeError, ConnectionResetError)):  # a killed client
+            super().handle_error(request, client_address)
 
 
 class FakeProvider:
