@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from hub.runtime import Hub
 
 
-class Schedule(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+class Schedule(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, omit_defaults=True):
     enabled: bool = True
     every_seconds: int | None = None
 

@@ -1,0 +1,96 @@
+"""The background tick: periodic inbound syncs as providers declare and connections override, and the
+relay that re-sends lost jobs and hands orphaned ones on."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from sqlalchemy import select, update
+
+from hub.db.models import Job, SyncRun, utcnow
+from hub.jobs import outbox
+from hub.jobs.ticks import tick
+from tests.flows import connect
+
+
+async def inbound_runs(hub) -> list[SyncRun]:
+    async with hub.session() as session:
+        return list((await session.scalars(select(SyncRun).where(SyncRun.direction == "inbound"))).all())
+
+
+async def test_periodic_inbound_sync_is_started_once_per_interval(client, hub, tenant):
+    await connect(client, tenant)
+
+    await tick(hub)
+    await tick(hub)  # a run is in flight: no second one
+
+    runs = await inbound_runs(hub)
+    assert [(r.entity, r.type, r.status) for r in runs] == [("payment", "incremental", "queued")]
+    async with hub.session() as session:  # it ran and finished 20 minutes ago (the interval is 15)
+        await session.execute(update(SyncRun).values(status="completed", created_at=utcnow() - timedelta(minutes=20)))
+    await tick(hub)
+    assert len(await inbound_runs(hub)) == 2
+
+
+async def test_connection_can_switch_a_schedule_off_or_change_its_interval(client, hub, tenant):
+    await connect(client, tenant)
+    off = await client.patch("/v1/connections/testoauth", json={"sync_schedules": {"payment": {"enabled": False}}},
+                             headers=tenant.headers)
+    assert off.status_code == 200 and off.json()["sync_schedules"] == {"payment": {"enabled": False}}
+    await tick(hub)
+    assert await inbound_runs(hub) == []
+
+    await client.patch("/v1/connections/testoauth",
+                       json={"sync_schedules": {"payment": {"enabled": True, "every_seconds": 3600}}},
+                       headers=tenant.headers)
+    await tick(hub)
+    async with hub.session() as session:
+        await session.execute(update(SyncRun).values(status="completed", created_at=utcnow() - timedelta(minutes=30)))
+    await tick(hub)
+    assert len(await inbound_runs(hub)) == 1  # 30 minutes ago is inside the connection's own hour
+
+    bad = await client.patch("/v1/connections/testoauth", json={"sync_schedules": {"client": {"enabled": True}}},
+                             headers=tenant.headers)
+    assert bad.status_code == 422 and bad.json()["error"]["code"] == "invalid_schedule"
+
+
+async def test_sync_disabled_connections_are_not_scheduled(client, hub, tenant):
+    await connect(client, tenant)
+    await client.patch("/v1/connections/testoauth", json={"sync_enabled": False}, headers=tenant.headers)
+    await tick(hub)
+    assert await inbound_runs(hub) == []
+
+
+async def test_relay_resends_lost_jobs_and_orphans_but_not_fresh_ones(client, hub, tenant):
+    await connect(client, tenant)
+    sent: list = []
+    hub.dispatch = sent.append
+    try:
+        async with hub.session() as session:
+            fresh = outbox.enqueue(session, "sync.run", {"run_id": "x"})  # sent at commit
+            later = outbox.enqueue(session, "sync.run", {"run_id": "y"}, run_at=utcnow() + timedelta(hours=1))
+        assert sent == [fresh.id]
+        async with hub.session() as session:
+            lost = outbox.enqueue(session, "sync.run", {"run_id": "z"})
+            orphan = outbox.enqueue(session, "sync.run", {"run_id": "w"})
+        async with hub.session() as session:  # lost: sent long ago, never picked up; orphan: its worker died
+            await session.execute(update(Job).where(Job.id == lost.id).values(sent_at=utcnow() - timedelta(hours=1)))
+            await session.execute(update(Job).where(Job.id == orphan.id).values(
+                status="running", locked_until=utcnow() - timedelta(seconds=1)))
+        sent.clear()
+        relayed = await tick(hub)
+        assert set(relayed) == {lost.id, orphan.id} and set(sent) >= {lost.id, orphan.id}
+        assert later.id not in sent and fresh.id not in sent
+    finally:
+        hub.dispatch = None
+
+
+async def test_a_job_runs_once_however_often_it_is_sent(client, hub, tenant):
+    await connect(client, tenant)
+    async with hub.session() as session:
+        job = outbox.enqueue(session, "sync.run", {"run_id": "00000000-0000-0000-0000-000000000000"})
+    assert await outbox.execute(hub, job.id) == "done"
+    assert await outbox.execute(hub, job.id) is None  # a duplicate nudge: nothing to claim
+    async with hub.session() as session:
+        row = await session.get(Job, job.id)
+    assert (row.status, row.attempts) == ("done", 1)
