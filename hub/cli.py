@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sys
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
@@ -245,6 +246,69 @@ def api_keys_revoke(key_id: uuid.UUID) -> None:
     async def work(hub):
         async with hub.session() as session:
             return svc.api_key_out(await svc.revoke_api_key(session, key_id))
+
+    _echo_json(_run(work))
+
+
+@main.command()
+@click.argument("provider")
+@click.argument("entity")
+@click.option("--tenant", "tenant_id", required=True, callback=_uuid, help="Tenant id.")
+@click.option("--file", "records_file", type=click.File("rb"), default=None,
+              help="JSON array of records to push (outbound). Without it, pull from the provider (inbound).")
+@click.option("--full", is_flag=True, help="Inbound: read everything again instead of continuing from the cursor.")
+def sync(provider: str, entity: str, tenant_id: uuid.UUID, records_file, full: bool) -> None:
+    """Run a sync and show its progress; exits 1 when records failed or the run did not complete."""
+    from hub.sync.run_cli import run_sync_command
+
+    records = None
+    if records_file is not None:
+        try:
+            records = msgspec.json.decode(records_file.read(), type=list[dict])
+        except msgspec.DecodeError as exc:
+            raise click.BadParameter(f"not a JSON array of objects: {exc}", param_hint="--file") from None
+    kind = "full" if full else "incremental"
+    run = _run(lambda hub: run_sync_command(hub, tenant_id, provider, entity, records, kind))
+    _echo_json(run)
+    if run.status != "completed":
+        sys.exit(1)
+
+
+@main.group()
+def jobs() -> None:
+    """Background jobs: see what failed, and retry it."""
+
+
+@jobs.command("list")
+@click.option("--status", type=click.Choice(["pending", "running", "done", "failed"]), default=None)
+@click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 1000))
+def jobs_list(status: str | None, limit: int) -> None:
+    """Jobs, newest first, as JSON."""
+    from sqlalchemy import select
+
+    from hub.db.models import Job
+    from hub.jobs.schemas import job_out
+
+    async def work(hub):
+        async with hub.session() as session:
+            stmt = select(Job).order_by(Job.created_at.desc()).limit(limit)
+            if status:
+                stmt = stmt.where(Job.status == status)
+            return [job_out(j) for j in (await session.scalars(stmt)).all()]
+
+    _echo_json(_run(work))
+
+
+@jobs.command("retry")
+@click.argument("job_id", callback=_uuid)
+def jobs_retry(job_id: uuid.UUID) -> None:
+    """Give a failed job a fresh set of attempts; a worker (or `hub serve`) picks it up."""
+    from hub.jobs import outbox
+    from hub.jobs.schemas import job_out
+
+    async def work(hub):
+        async with hub.session() as session:
+            return job_out(await outbox.retry(session, job_id))
 
     _echo_json(_run(work))
 

@@ -122,3 +122,39 @@ def test_serve_starts_on_embedded_defaults_with_no_configuration(tmp_path):
         process.terminate()
         output, _ = process.communicate(timeout=20)
     assert "admin token:" in output
+
+
+async def test_sync_command_pushes_a_file_with_progress_and_exit_codes(client, hub, tenant, provider, settings,
+                                                                       tmp_path, monkeypatch):
+    """`hub sync` on the embedded default drives the run itself; exit 1 when a record failed."""
+    import asyncio
+
+    import hub.cli as cli
+    from hub.runtime import Hub
+    from tests.conftest import ENCRYPTION_KEY, make_hub
+    from tests.flows import connect
+
+    await connect(client, tenant)
+    env = {"HUB_HOME": str(settings.home), "HUB_DATABASE_URL": settings.database_url,
+           "HUB_ENCRYPTION_KEYS": ENCRYPTION_KEY, "TESTPROVIDER_URL": provider.url, "HUB_BROKER_URL": None}
+    monkeypatch.setattr(cli, "_hub", lambda **kw: make_hub(cli._settings()))  # the test plugin, as if installed
+    records = tmp_path / "clients.json"
+    records.write_text(json.dumps([{"id": f"c{i}", "company_name": f"Co {i}"} for i in range(40)]))
+
+    result = await asyncio.to_thread(CliRunner().invoke, main, ["sync", "testoauth", "client", "--tenant",
+                                                               str(tenant.id), "--file", str(records)], env=env)
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert (summary["status"], summary["created"]) == ("completed", 40)
+    assert "processed 40" in result.stderr and len(provider.state.customers) == 40
+
+    records.write_text(json.dumps([{"id": "c0", "company_name": "REJECT this"}]))
+    failed = await asyncio.to_thread(CliRunner().invoke, main, ["sync", "testoauth", "client", "--tenant",
+                                                               str(tenant.id), "--file", str(records)], env=env)
+    assert failed.exit_code == 1 and json.loads(failed.stdout)["failed"] == 1
+
+    records.write_text("{not json")
+    bad = await asyncio.to_thread(CliRunner().invoke, main, ["sync", "testoauth", "client", "--tenant",
+                                                            str(tenant.id), "--file", str(records)], env=env)
+    assert bad.exit_code == 2 and "not a JSON array" in bad.output
+    assert isinstance(hub, Hub)

@@ -3,6 +3,7 @@ relay that re-sends lost jobs and hands orphaned ones on."""
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 
 from sqlalchemy import select, update
@@ -94,3 +95,32 @@ async def test_a_job_runs_once_however_often_it_is_sent(client, hub, tenant):
     async with hub.session() as session:
         row = await session.get(Job, job.id)
     assert (row.status, row.attempts) == ("done", 1)
+
+
+async def test_operators_see_failed_jobs_and_retry_them(client, hub, tenant):
+    import asyncio
+
+    from click.testing import CliRunner
+
+    from hub.cli import main
+    from tests.conftest import ADMIN_TOKEN, ENCRYPTION_KEY
+
+    admin = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+    async with hub.session() as session:
+        job = outbox.enqueue(session, "sync.run", {"run_id": "00000000-0000-0000-0000-000000000000"},
+                             tenant_id=tenant.id)
+    async with hub.session() as session:
+        await session.execute(update(Job).where(Job.id == job.id).values(status="failed", last_error="boom"))
+
+    listed = (await client.get("/v1/admin/jobs?status=failed", headers=admin)).json()
+    assert [(j["id"], j["last_error"]) for j in listed] == [(str(job.id), "boom")]
+    env = {"HUB_HOME": str(hub.settings.home), "HUB_DATABASE_URL": hub.settings.database_url,
+           "HUB_ENCRYPTION_KEYS": ENCRYPTION_KEY, "HUB_PLUGINS": ""}
+    cli_list = await asyncio.to_thread(CliRunner().invoke, main, ["jobs", "list", "--status", "failed"], env=env)
+    assert json.loads(cli_list.stdout)[0]["id"] == str(job.id)
+
+    retried = await asyncio.to_thread(CliRunner().invoke, main, ["jobs", "retry", str(job.id)], env=env)
+    assert retried.exit_code == 0 and json.loads(retried.stdout)["status"] == "pending"
+    again = await client.post(f"/v1/admin/jobs/{job.id}/retry", headers=admin)
+    assert again.status_code == 409 and again.json()["error"]["code"] == "job_not_failed"
+    assert await outbox.execute(hub, job.id) == "done"

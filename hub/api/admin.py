@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
 from litestar import Controller, delete, get, post
-from litestar.params import FromPath, JSONBody
+from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
+from sqlalchemy import select
 
 from hub import tenants as svc
 from hub.api.deps import Db
+from hub.db.models import Job
+from hub.jobs import outbox
+from hub.jobs.schemas import JobOut, job_out
 from hub.tenants import ApiKeyOut, NewApiKey, TenantOut, api_key_out, tenant_out
 
 
@@ -54,6 +58,20 @@ class AdminController(Controller):
     async def list_api_keys(self, db: Db, tenant_id: FromPath[uuid.UUID]) -> list[ApiKeyOut]:
         await svc.get_tenant(db, tenant_id)
         return [api_key_out(k) for k in await svc.list_api_keys(db, tenant_id)]
+
+    @get("/jobs", summary="Background jobs of every tenant (e.g. status=failed)")
+    async def list_jobs(self, db: Db, status: FromQuery[str | None] = None, kind: FromQuery[str | None] = None,
+                        limit: Annotated[int, QueryParameter(ge=1, le=1000)] = 50) -> list[JobOut]:
+        stmt = select(Job).order_by(Job.created_at.desc()).limit(limit)
+        if status is not None:
+            stmt = stmt.where(Job.status == status)
+        if kind is not None:
+            stmt = stmt.where(Job.kind == kind)
+        return [job_out(j) for j in (await db.scalars(stmt)).all()]
+
+    @post("/jobs/{job_id:uuid}/retry", status_code=200, summary="Retry a failed job")
+    async def retry_job(self, db: Db, job_id: FromPath[uuid.UUID]) -> JobOut:
+        return job_out(await outbox.retry(db, job_id))
 
     @delete("/api-keys/{key_id:uuid}", status_code=200, summary="Revoke an API key")
     async def revoke_api_key(self, db: Db, key_id: FromPath[uuid.UUID]) -> ApiKeyOut:

@@ -1,0 +1,784 @@
+"""The outbound sync engine against the origin guide's per-record loop, side by side in one run.
+
+Both push the same N client records to the same local provider (a threaded HTTP server on 127.0.0.1
+that sleeps ``--latency-ms`` per request, takes batches of at most 30, idempotent by ``requestid``):
+
+- ours: a provider plugin written against the public contract (``OutboundSync`` with ``batch_size=30``,
+  one batch request per push), loaded into a real ``Hub``; each scenario is ``start_outbound`` (which
+  validates and stores every record) and the run's job executed inline (``hub.jobs.outbox.execute``);
+- naive: the guide's loop, sequential, per record: one mapping SELECT; if mapped, GET the customer (for
+  its SyncToken) then POST the update; otherwise POST the create then INSERT the mapping (committed).
+
+Scenarios: first sync of N, re-sync of the same N unchanged, re-sync with 1% changed (every 100th
+record, so the changes are spread over the run). The naive way at 20 ms a request takes 200 s for a
+first sync of 10,000 and twice that for each re-sync, so by default it is measured on ``--naive-sample``
+records and scaled linearly to N (``--naive-sample 0`` measures all N).
+
+Memory: the first sync of ours at 10,000 and 100,000 records, each in fresh processes: one that builds
+the records and calls ``start_outbound`` (what the API layer holds), one that executes the job (the
+engine alone). Peak RSS is ``resource.getrusage().ru_maxrss``.
+
+Run: ``/work/venv/bin/python bench/sync_engine.py`` (``--help`` for the options).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import re
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections import Counter
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import httpx
+import msgspec
+from sqlalchemy import Column, MetaData, String, Table, event, insert, select
+
+from hub import (
+    AccountInfo,
+    ApiKeyAuth,
+    EntityMapper,
+    OutboundSync,
+    ProviderError,
+    ProviderInfo,
+    PushResult,
+    hookimpl,
+)
+from hub.config import Settings
+from hub.connections import connect_with_credentials, get_connection
+from hub.db.engine import create_engine
+from hub.db.migrate import upgrade_async
+from hub.db.models import SyncRun
+from hub.jobs.outbox import execute
+from hub.runtime import Hub
+from hub.sync.service import start_outbound
+from hub.tenants import create_tenant
+from hub.vault import generate_key
+
+PROVIDER = "benchbooks"
+ENTITY = "client"
+BATCH = 30
+API_KEY = "bench-api-key-not-a-secret"
+MEMORY_SIZES = (10_000, 100_000)
+CHANGED_EVERY = 100  # 1%: record i changes when i % 100 == 50
+
+
+# --------------------------------------------------------------------------------------------------
+# The provider: a threaded local server with a per-request latency and request counts by kind.
+
+
+class ProviderState:
+    def __init__(self, latency: float) -> None:
+        self.latency = latency
+        self.lock = threading.Lock()
+        self.customers: dict[str, dict[str, Any]] = {}
+        self.batch_answers: dict[str, dict[str, Any]] = {}
+        self.counts: Counter[str] = Counter()
+        self.last_id = 0
+
+    def snapshot(self) -> Counter[str]:
+        with self.lock:
+            return Counter(self.counts)
+
+    def _write(self, customer: dict[str, Any], customer_id: str | None) -> dict[str, Any]:
+        """Create (no id) or update; the caller holds the lock."""
+        if customer_id is None:
+            self.last_id += 1
+            customer_id = str(self.last_id)
+            token = 0
+        else:
+            token = int(self.customers[customer_id]["SyncToken"]) + 1
+        stored = {**customer, "Id": customer_id, "SyncToken": str(token)}
+        self.customers[customer_id] = stored
+        return stored
+
+    def batch(self, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        answers = []
+        with self.lock:
+            for item in items:
+                key = item.get("requestid")
+                if key and key in self.batch_answers:  # a repeated request gets its first answer
+                    answers.append({**self.batch_answers[key], "bId": item["bId"]})
+                    continue
+                customer = {k: v for k, v in item["Customer"].items() if k not in ("Id", "SyncToken")}
+                customer_id = item["Customer"].get("Id")
+                if item["operation"] == "update" and customer_id not in self.customers:
+                    answer = {"bId": item["bId"], "Fault": {"Error": [{"Message": "Object Not Found"}]}}
+                else:
+                    answer = {"bId": item["bId"], "Customer": self._write(customer, customer_id)}
+                if key:
+                    self.batch_answers[key] = answer
+                answers.append(answer)
+        return answers
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keep-alive: both ways reuse their connections
+    server: _Server
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+    def _send(self, status: int, body: Any) -> None:
+        data = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def _request(self, kind: str) -> Any:
+        """Read the body, count the request, wait the latency; None when the key is wrong (401 sent)."""
+        length = int(self.headers.get("Content-Length") or 0)
+        body = json.loads(self.rfile.read(length)) if length else {}
+        st = self.server.state
+        with st.lock:
+            st.counts[kind] += 1
+        time.sleep(st.latency)
+        if self.headers.get("Authorization") != f"Bearer {API_KEY}":
+            self._send(401, {"error": "invalid_token"})
+            return None
+        return body
+
+    def do_GET(self) -> None:
+        match = re.fullmatch(r"/customers/([^/]+)", self.path)
+        if not match:
+            return self._send(404, {"error": "not_found"})
+        if self._request("get") is None:
+            return
+        customer = self.server.state.customers.get(match[1])
+        if customer is None:
+            return self._send(404, {"Fault": {"Error": [{"Message": "Object Not Found"}]}})
+        self._send(200, {"Customer": customer})
+
+    def do_POST(self) -> None:
+        st = self.server.state
+        if self.path == "/customers/batch":
+            body = self._request("batch")
+            if body is None:
+                return
+            items = body.get("BatchItemRequest", [])
+            if len(items) > BATCH:
+                return self._send(400, {"error": f"at most {BATCH} items per batch"})
+            return self._send(200, {"BatchItemResponse": st.batch(items)})
+        if self.path == "/customers":
+            body = self._request("create")
+            if body is None:
+                return
+            with st.lock:
+                customer = st._write({k: v for k, v in body.items() if k not in ("Id", "SyncToken")}, None)
+            return self._send(200, {"Customer": customer})
+        match = re.fullmatch(r"/customers/([^/]+)", self.path)
+        if not match:
+            return self._send(404, {"error": "not_found"})
+        body = self._request("update")
+        if body is None:
+            return
+        with st.lock:
+            current = st.customers.get(match[1])
+            if current is None:
+                return self._send(404, {"Fault": {"Error": [{"Message": "Object Not Found"}]}})
+            if body.get("SyncToken") != current["SyncToken"]:  # as QuickBooks: an update names the version
+                return self._send(400, {"Fault": {"Error": [{"Message": "Stale Object Error"}]}})
+            customer = st._write({k: v for k, v in body.items() if k not in ("Id", "SyncToken")}, match[1])
+        self._send(200, {"Customer": customer})
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 64
+    state: ProviderState
+
+
+class ProviderServer:
+    def __init__(self, latency: float) -> None:
+        self._server = _Server(("127.0.0.1", 0), _Handler)
+        self._server.state = ProviderState(latency)
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    @property
+    def state(self) -> ProviderState:
+        return self._server.state
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self._server.server_address[1]}"
+
+    def __enter__(self) -> ProviderServer:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+
+# --------------------------------------------------------------------------------------------------
+# Records, and the provider payload both ways build from them.
+
+
+def make_records(n: int, *, changed: bool = False, start: int = 0) -> list[dict[str, Any]]:
+    """``n`` clients; with ``changed`` every 100th one (i % 100 == 50) has a new e-mail address."""
+    return [
+        {
+            "id": f"client-{i:07d}",
+            "company_name": f"Client {i} LLC",
+            "email": f"c{i}.v2@example.com" if changed and i % CHANGED_EVERY == 50 else f"c{i}@example.com",
+            "phone": f"+1 555 {i % 10_000:04d}",
+            "billing_address": {"street": f"{i} Main St", "city": "Springfield", "state": "IL", "zip": "62701",
+                                "country": "US"},
+        }
+        for i in range(start, start + n)
+    ]
+
+
+def customer_payload(record: dict[str, Any]) -> dict[str, Any]:
+    payload: dict[str, Any] = {"DisplayName": record["company_name"]}
+    if record.get("email"):
+        payload["PrimaryEmailAddr"] = {"Address": record["email"]}
+    if record.get("phone"):
+        payload["PrimaryPhone"] = {"FreeFormNumber": record["phone"]}
+    if address := record.get("billing_address"):
+        payload["BillAddr"] = {"Line1": address.get("street"), "City": address.get("city"),
+                               "CountrySubDivisionCode": address.get("state"), "PostalCode": address.get("zip"),
+                               "Country": address.get("country")}
+    return payload
+
+
+# --------------------------------------------------------------------------------------------------
+# Ours: a provider plugin on the public contract only, and the engine driven through its services.
+
+
+class BenchKey(msgspec.Struct, forbid_unknown_fields=True):
+    api_key: str
+
+
+class BenchPlugin:
+    """``benchbooks``: API-key auth (checked by nothing remote), a client mapper, batch push of 30."""
+
+    @hookimpl
+    def hub_register_providers(self, register):
+        register(ProviderInfo(slug=PROVIDER, title="Bench Books", category="accounting", auth_kind="api_key"))
+
+    @hookimpl
+    def hub_register_auth(self, register):
+        async def check(http, fields: BenchKey) -> AccountInfo:
+            return AccountInfo(id="bench-account", name="Bench Account")
+
+        register(ApiKeyAuth(PROVIDER, fields=BenchKey, check=check))
+
+    @hookimpl
+    def hub_register_entity_mappers(self, register):
+        register(EntityMapper(provider=PROVIDER, entity=ENTITY,
+                              to_provider=lambda client, ctx: customer_payload(msgspec.to_builtins(client))))
+
+    @hookimpl
+    def hub_register_syncs(self, register, config):
+        base = config.environ["BENCH_PROVIDER_URL"]
+
+        async def push(ctx, items):
+            key = ctx.credentials(BenchKey).api_key
+            body = {"BatchItemRequest": [
+                {"bId": str(n), "requestid": item.idempotency_key,
+                 "operation": "update" if item.external_id else "create",
+                 "Customer": {**ctx.to_provider(ENTITY, item.record),
+                              **({"Id": item.external_id} if item.external_id else {})}}
+                for n, item in enumerate(items)
+            ]}
+            response = await ctx.http.request("POST", f"{base}/customers/batch", json=body, idempotent=True,
+                                              headers={"Authorization": f"Bearer {key}"})
+            if response.status_code != 200:
+                raise ProviderError(f"batch failed (HTTP {response.status_code})")
+            answers = {a["bId"]: a for a in response.json()["BatchItemResponse"]}
+            results = []
+            for n, item in enumerate(items):
+                answer = answers.get(str(n), {})
+                if "Customer" in answer:
+                    results.append(PushResult(internal_id=item.internal_id, external_id=answer["Customer"]["Id"],
+                                              outcome="updated" if item.external_id else "created"))
+                else:
+                    error = answer.get("Fault", {}).get("Error", [{}])[0].get("Message", "no answer")
+                    results.append(PushResult(internal_id=item.internal_id, outcome="failed", error=error))
+            return results
+
+        register(OutboundSync(provider=PROVIDER, entity=ENTITY, push=push, batch_size=BATCH))
+
+
+def bench_settings(home: Path, database_url: str, provider_url: str, key: str) -> Settings:
+    return Settings(home=home, database_url=database_url, encryption_keys=(key,),
+                    admin_token="bench-admin-token-0123456789abcdef", environ={"BENCH_PROVIDER_URL": provider_url})
+
+
+def make_hub(settings: Settings) -> Hub:
+    return Hub.create(settings, entry_points=False, extra_plugins=[("bench", BenchPlugin())])
+
+
+async def setup_connection(hub: Hub) -> uuid.UUID:
+    async with hub.session() as session:
+        tenant_id = (await create_tenant(session, "Bench Builders")).id
+    async with hub.session(tenant_id) as session:
+        await connect_with_credentials(hub, session, tenant_id, PROVIDER, {"api_key": API_KEY}, None)
+    return tenant_id
+
+
+async def start_run(hub: Hub, tenant_id: uuid.UUID, records: list[dict[str, Any]]) -> tuple[uuid.UUID, uuid.UUID]:
+    async with hub.session(tenant_id) as session:
+        conn = await get_connection(session, tenant_id, PROVIDER)
+        run = await start_outbound(hub, session, conn, ENTITY, records)
+        run_id, job_id = run.id, run.job_id
+    return run_id, job_id
+
+
+async def finished_run(hub: Hub, tenant_id: uuid.UUID, run_id: uuid.UUID) -> dict[str, Any]:
+    async with hub.session(tenant_id) as session:
+        run = await session.get(SyncRun, run_id)
+        return {"status": run.status, "processed": run.processed, "created": run.created, "updated": run.updated,
+                "unchanged": run.unchanged, "failed": run.failed, "errors": run.errors[:3]}
+
+
+# --------------------------------------------------------------------------------------------------
+# SQL accounting: statements (not BEGIN), transactions, and time per kind of statement.
+
+
+class SqlProfile:
+    def __init__(self, engine) -> None:
+        self.statements = 0
+        self.transactions = 0
+        self.by_kind: dict[str, list[float]] = {}  # kind -> [calls, seconds]
+        self._started: dict[int, float] = {}
+        target = engine.sync_engine
+        event.listen(target, "before_cursor_execute", self._before)
+        event.listen(target, "after_cursor_execute", self._after)
+        event.listen(target, "commit", self._commit)
+
+    def _before(self, conn, cursor, statement, parameters, context, executemany) -> None:
+        self._started[id(cursor)] = time.perf_counter()
+
+    def _after(self, conn, cursor, statement, parameters, context, executemany) -> None:
+        elapsed = time.perf_counter() - self._started.pop(id(cursor), time.perf_counter())
+        if statement.startswith("BEGIN") or statement.startswith("select set_config"):
+            return
+        self.statements += 1
+        kind = self.kind(statement, executemany)
+        entry = self.by_kind.setdefault(kind, [0, 0.0])
+        entry[0] += 1
+        entry[1] += elapsed
+
+    def _commit(self, conn) -> None:
+        self.transactions += 1
+
+    @staticmethod
+    def kind(statement: str, executemany: bool) -> str:
+        words = statement.split()
+        verb = words[0].upper() if words else "?"
+        table = "?"
+        for marker in ("FROM", "INTO", "UPDATE"):
+            if marker in (w.upper() for w in words):
+                index = [w.upper() for w in words].index(marker)
+                if index + 1 < len(words):
+                    table = words[index + 1].strip('"(')
+                    break
+        extra = " ... status" if table == "sync_run_items" and verb == "SELECT" else ""
+        return f"{verb} {table}{extra}{' (executemany)' if executemany else ''}"
+
+    def mark(self) -> tuple[int, int]:
+        return self.statements, self.transactions
+
+    def top(self, n: int = 4) -> list[tuple[str, int, float]]:
+        ranked = sorted(self.by_kind.items(), key=lambda kv: -kv[1][1])[:n]
+        return [(kind, int(calls), seconds) for kind, (calls, seconds) in ranked]
+
+
+# --------------------------------------------------------------------------------------------------
+# The naive way: the origin guide's loop.
+
+naive_metadata = MetaData()
+naive_mappings = Table(
+    "bench_naive_mappings", naive_metadata,
+    Column("internal_id", String(255), primary_key=True),
+    Column("external_id", String(255), nullable=False),
+)
+
+
+async def naive_sync(engine, http: httpx.AsyncClient, records: list[dict[str, Any]]) -> int:
+    """Per record: SELECT its mapping; mapped: GET (for the SyncToken) and POST the update; otherwise POST
+    the create and INSERT the mapping. Sequential, nothing skipped. Returns the failures."""
+    failures = 0
+    headers = {"Authorization": f"Bearer {API_KEY}"}
+    for record in records:
+        async with engine.connect() as conn:
+            external_id = (await conn.execute(
+                select(naive_mappings.c.external_id).where(naive_mappings.c.internal_id == record["id"])
+            )).scalar()
+        payload = customer_payload(record)
+        if external_id is not None:
+            current = await http.get(f"/customers/{external_id}", headers=headers)
+            if current.status_code != 200:
+                failures += 1
+                continue
+            token = current.json()["Customer"]["SyncToken"]
+            response = await http.post(f"/customers/{external_id}", headers=headers,
+                                       json={**payload, "Id": external_id, "SyncToken": token})
+            failures += response.status_code != 200
+        else:
+            response = await http.post("/customers", json=payload, headers=headers)
+            if response.status_code != 200:
+                failures += 1
+                continue
+            async with engine.begin() as conn:
+                await conn.execute(insert(naive_mappings).values(
+                    internal_id=record["id"], external_id=response.json()["Customer"]["Id"]))
+    return failures
+
+
+# --------------------------------------------------------------------------------------------------
+# Databases: a fresh SQLite file or a fresh PostgreSQL schema per process group.
+
+
+@dataclass
+class Database:
+    url: str
+    cleanup: Any = None
+    notes: list[str] = field(default_factory=list)
+
+
+def new_database(base_url: str | None, folder: Path) -> Database:
+    if not base_url:
+        return Database(f"sqlite+aiosqlite:///{folder / 'hub.db'}")
+    if not base_url.startswith(("postgresql", "postgres")):
+        raise SystemExit("--database-url: a PostgreSQL URL (postgresql+psycopg://...); SQLite is the default")
+    import psycopg
+
+    plain = re.sub(r"^postgres(ql)?(\+\w+)?://", "postgresql://", base_url)
+    url = re.sub(r"^postgres(ql)?(\+\w+)?://", "postgresql+psycopg://", base_url)
+    schema = f"bench_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(plain, autocommit=True) as conn:
+        conn.execute(f"CREATE SCHEMA {schema}")
+
+    def drop() -> None:
+        with psycopg.connect(plain, autocommit=True) as conn:
+            conn.execute(f"DROP SCHEMA {schema} CASCADE")
+
+    separator = "&" if "?" in url else "?"
+    return Database(f"{url}{separator}options=-csearch_path%3D{schema}", drop)
+
+
+def describe(url: str) -> str:
+    return "SQLite (file, WAL)" if url.startswith("sqlite") else "PostgreSQL (" + url.split("@")[-1].split("?")[0] + ")"
+
+
+# --------------------------------------------------------------------------------------------------
+# Memory: fresh processes, so ru_maxrss is this phase's peak and nothing else's.
+
+
+def rss_kb() -> int:
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+def peak_kb() -> int:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+
+async def child_start(cfg: dict[str, Any]) -> dict[str, Any]:
+    """Set up, build N records as the API would hold them after decoding, and start the run."""
+    hub = make_hub(bench_settings(Path(cfg["home"]), cfg["database_url"], cfg["provider_url"], cfg["key"]))
+    try:
+        await upgrade_async(hub.engine)
+        tenant_id = await setup_connection(hub)
+        baseline = peak_kb()
+        records = make_records(cfg["n"])
+        with_records = rss_kb()
+        started = time.perf_counter()
+        run_id, job_id = await start_run(hub, tenant_id, records)
+        seconds = time.perf_counter() - started
+        return {"tenant_id": str(tenant_id), "run_id": str(run_id), "job_id": str(job_id), "baseline_kb": baseline,
+                "records_kb": with_records - baseline, "peak_kb": peak_kb(), "seconds": seconds}
+    finally:
+        await hub.aclose()
+
+
+async def child_run(cfg: dict[str, Any]) -> dict[str, Any]:
+    """Execute the started run's job: the engine alone, in a process that has done nothing else."""
+    import hub.sync.engine  # noqa: F401  (imported before the baseline, as in a worker)
+
+    hub = make_hub(bench_settings(Path(cfg["home"]), cfg["database_url"], cfg["provider_url"], cfg["key"]))
+    try:
+        profile = SqlProfile(hub.engine)
+        async with hub.session() as session:  # connect once, as a worker that has run a job would have
+            await session.get(SyncRun, uuid.UUID(cfg["run_id"]))
+        baseline = peak_kb()
+        started = time.perf_counter()
+        status = await execute(hub, uuid.UUID(cfg["job_id"]))
+        seconds = time.perf_counter() - started
+        peak = peak_kb()
+        run = await finished_run(hub, uuid.UUID(cfg["tenant_id"]), uuid.UUID(cfg["run_id"]))
+        return {"status": status, "run": run, "baseline_kb": baseline, "peak_kb": peak, "seconds": seconds,
+                "sql": profile.top(4)}
+    finally:
+        await hub.aclose()
+
+
+def run_child(mode: str, cfg: dict[str, Any]) -> dict[str, Any]:
+    result = subprocess.run([sys.executable, __file__, "--child", mode, json.dumps(cfg)],
+                            stdout=subprocess.PIPE, check=True, text=True)
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def memory_for(n: int, args: argparse.Namespace, server: ProviderServer, key: str, root: Path) -> dict[str, Any]:
+    folder = root / f"memory-{n}"
+    folder.mkdir()
+    db = new_database(args.database_url, folder)
+    try:
+        cfg = {"n": n, "home": str(folder), "database_url": db.url, "provider_url": server.url, "key": key}
+        before = server.state.snapshot()
+        start = run_child("start", cfg)
+        run = run_child("run", cfg | start)
+        requests = sum((server.state.snapshot() - before).values())
+    finally:
+        if db.cleanup:
+            db.cleanup()
+    if run["run"]["created"] != n or run["status"] != "done":
+        raise SystemExit(f"memory run at {n}: unexpected outcome {run}")
+    return {"n": n, "start": start, "run": run, "requests": requests}
+
+
+# --------------------------------------------------------------------------------------------------
+# The comparison.
+
+
+@dataclass
+class Result:
+    seconds: float
+    requests: int
+    statements: int = 0
+    transactions: int = 0
+    detail: str = ""
+
+
+SCENARIOS = ("first sync", "re-sync unchanged", "re-sync 1% changed")
+
+
+async def measure_ours(args: argparse.Namespace, server: ProviderServer, key: str, root: Path,
+                       db: Database) -> dict[str, Result]:
+    n = args.records
+    hub = make_hub(bench_settings(root / "home", db.url, server.url, key))
+    results: dict[str, Result] = {}
+    try:
+        await upgrade_async(hub.engine)
+        tenant_id = await setup_connection(hub)
+        profile = SqlProfile(hub.engine)
+        inputs = {SCENARIOS[0]: make_records(n), SCENARIOS[1]: make_records(n),
+                  SCENARIOS[2]: make_records(n, changed=True)}
+        expected_changed = sum(1 for i in range(n) if i % CHANGED_EVERY == 50)
+        expect = {SCENARIOS[0]: {"created": n}, SCENARIOS[1]: {"unchanged": n},
+                  SCENARIOS[2]: {"updated": expected_changed, "unchanged": n - expected_changed}}
+        for scenario, records in inputs.items():
+            before, (stmts, txns) = server.state.snapshot(), profile.mark()
+            started = time.perf_counter()
+            run_id, job_id = await start_run(hub, tenant_id, records)
+            queued = time.perf_counter()
+            status = await execute(hub, job_id)
+            seconds = time.perf_counter() - started
+            requests = server.state.snapshot() - before
+            run = await finished_run(hub, tenant_id, run_id)
+            if status != "done" or run["status"] != "completed" or any(run[k] != v for k, v in expect[scenario].items()):
+                raise SystemExit(f"ours, {scenario}: unexpected outcome {status} {run}")
+            results[scenario] = Result(
+                seconds, sum(requests.values()), profile.statements - stmts, profile.transactions - txns,
+                f"start_outbound {queued - started:.2f} s + job {seconds - (queued - started):.2f} s; "
+                f"requests {dict(requests) or 0}",
+            )
+            print(f"  ours   {scenario:<20} {seconds:8.2f} s  {sum(requests.values()):>7,} requests", flush=True)
+    finally:
+        await hub.aclose()
+    return results
+
+
+async def measure_naive(args: argparse.Namespace, server: ProviderServer, db: Database) -> tuple[dict[str, Result], int]:
+    n = args.records
+    k = n if args.naive_sample <= 0 or args.naive_sample >= n else args.naive_sample
+    scale = n / k
+    engine = create_engine(db.url)
+    profile = SqlProfile(engine)
+    results: dict[str, Result] = {}
+    try:
+        async with engine.begin() as conn:
+            await conn.run_sync(naive_metadata.drop_all)
+            await conn.run_sync(naive_metadata.create_all)
+        inputs = {SCENARIOS[0]: make_records(k), SCENARIOS[1]: make_records(k),
+                  SCENARIOS[2]: make_records(k, changed=True)}
+        async with httpx.AsyncClient(base_url=server.url, timeout=30) as http:
+            for scenario, records in inputs.items():
+                before, (stmts, txns) = server.state.snapshot(), profile.mark()
+                started = time.perf_counter()
+                failures = await naive_sync(engine, http, records)
+                seconds = time.perf_counter() - started
+                requests = server.state.snapshot() - before
+                if failures:
+                    raise SystemExit(f"naive, {scenario}: {failures} records failed")
+                results[scenario] = Result(
+                    seconds * scale, round(sum(requests.values()) * scale), round((profile.statements - stmts) * scale),
+                    round((profile.transactions - txns) * scale),
+                    f"measured {seconds:.2f} s on {k:,}; requests {dict(requests)}",
+                )
+                print(f"  naive  {scenario:<20} {seconds:8.2f} s  {sum(requests.values()):>7,} requests"
+                      f" (measured on {k:,})", flush=True)
+    finally:
+        await engine.dispose()
+    return results, k
+
+
+def ratio(naive: float, ours: float) -> str:
+    if ours == 0:
+        return "inf" if naive else "-"
+    value = naive / ours
+    return f"{value:,.0f}x" if value >= 10 else f"{value:.1f}x"
+
+
+def mb(kb: int) -> str:
+    return f"{kb / 1024:,.0f} MB"
+
+
+def report(args, db_url: str, ours: dict[str, Result], naive: dict[str, Result], k: int,
+           memory: list[dict[str, Any]]) -> bool:
+    n = args.records
+    print()
+    print(f"sync_engine: {n:,} client records, provider latency {args.latency_ms:g} ms/request, "
+          f"batches of {BATCH}, {describe(db_url)}, {os.cpu_count()} CPUs")
+    if k < n:
+        print(f"NAIVE NUMBERS ARE EXTRAPOLATED: measured on {k:,} records and scaled linearly x{n / k:g} to {n:,} "
+              f"(--naive-sample 0 measures all {n:,})")
+    else:
+        print(f"naive measured on all {n:,} records")
+    print()
+    head = (f"{'scenario':<20} {'ours s':>8} {'naive s':>9} {'time':>7}   {'ours req':>8} {'naive req':>9} "
+            f"{'req':>7}   {'ours SQL/tx':>13} {'naive SQL/tx':>14}")
+    print(head)
+    print("-" * len(head))
+    for scenario in SCENARIOS:
+        o, v = ours[scenario], naive[scenario]
+        print(f"{scenario:<20} {o.seconds:>8.2f} {v.seconds:>9.1f} {ratio(v.seconds, o.seconds):>7}   "
+              f"{o.requests:>8,} {v.requests:>9,} {ratio(v.requests, o.requests):>7}   "
+              f"{f'{o.statements:,}/{o.transactions:,}':>13} {f'{v.statements:,}/{v.transactions:,}':>14}")
+    print()
+    for scenario in SCENARIOS:
+        print(f"  ours  {scenario:<20} {ours[scenario].detail}")
+    for scenario in SCENARIOS:
+        print(f"  naive {scenario:<20} {naive[scenario].detail}")
+
+    checks = [
+        ("re-sync unchanged: 0 provider requests", ours[SCENARIOS[1]].requests == 0),
+        ("re-sync unchanged: >= 100x faster than naive",
+         naive[SCENARIOS[1]].seconds >= 100 * ours[SCENARIOS[1]].seconds),
+        ("first sync: >= 10x faster than naive", naive[SCENARIOS[0]].seconds >= 10 * ours[SCENARIOS[0]].seconds),
+    ]
+    if memory:
+        print()
+        print("memory, ours, first sync (fresh processes; ru_maxrss):")
+        head = (f"{'records':>9} {'start peak':>11} {'records':>9} {'start s':>8}   {'job base':>9} {'job peak':>9} "
+                f"{'job growth':>11} {'job s':>7} {'requests':>9}")
+        print(head)
+        print("-" * len(head))
+        for m in memory:
+            s, r = m["start"], m["run"]
+            print(f"{m['n']:>9,} {mb(s['peak_kb']):>11} {mb(s['records_kb']):>9} {s['seconds']:>8.2f}   "
+                  f"{mb(r['baseline_kb']):>9} {mb(r['peak_kb']):>9} {mb(r['peak_kb'] - r['baseline_kb']):>11} "
+                  f"{r['seconds']:>7.1f} {m['requests']:>9,}")
+        print("  start: a process that builds the records (the 'records' column: what the decoded request body"
+              " holds)\n  and calls start_outbound; job: a fresh process that executes the run's job.")
+        if len(memory) >= 2:
+            small, large = memory[0], memory[-1]
+            grow = large["n"] / small["n"]
+            job_ratio = large["run"]["peak_kb"] / small["run"]["peak_kb"]
+            start_ratio = large["start"]["peak_kb"] / small["start"]["peak_kb"]
+            per_record = (large["start"]["peak_kb"] - small["start"]["peak_kb"]) / (large["n"] - small["n"]) * 1024
+            print(f"  {grow:g}x the records: job peak RSS x{job_ratio:.2f}, start peak RSS x{start_ratio:.2f} "
+                  f"(~{per_record:,.0f} bytes per record held while starting); "
+                  f"job time x{large['run']['seconds'] / small['run']['seconds']:.1f}")
+            checks.append((f"memory flat in the engine (job peak x{job_ratio:.2f} for {grow:g}x records)",
+                           job_ratio < 1.25))
+            checks.append((f"memory flat end to end (start peak x{start_ratio:.2f} for {grow:g}x records)",
+                           start_ratio < 1.25))
+            print("  where the job's database time goes (top statements: calls, total s, ms per call):")
+            for m in memory:
+                tops = "; ".join(f"{kind}: {calls:,}, {secs:.2f} s, {secs / calls * 1000:.2f} ms"
+                                 for kind, calls, secs in m["run"]["sql"])
+                print(f"    {m['n']:>9,}: {tops}")
+    print()
+    for name, ok in checks:
+        print(f"  [{'PASS' if ok else 'FAIL'}] {name}")
+    return all(ok for _, ok in checks)
+
+
+async def main_async(args: argparse.Namespace) -> int:
+    key = generate_key()
+    root = Path(tempfile.mkdtemp(prefix="hub-bench-"))
+    memory: list[dict[str, Any]] = []
+    try:
+        with ProviderServer(args.latency_ms / 1000) as server:
+            db = new_database(args.database_url, root)
+            try:
+                print(f"ours: {args.records:,} records ...", flush=True)
+                ours = await measure_ours(args, server, key, root, db)
+                print("naive ...", flush=True)
+                naive, k = await measure_naive(args, server, db)
+            finally:
+                if db.cleanup:
+                    db.cleanup()
+            if args.memory:
+                for n in args.memory_sizes:
+                    print(f"memory: first sync of {n:,} in fresh processes ...", flush=True)
+                    memory.append(await asyncio.to_thread(memory_for, n, args, server, key, root))
+        ok = report(args, db.url, ours, naive, k, memory)
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+    return 0 if ok else 1
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--records", type=int, default=10_000, help="N records per scenario (default 10,000)")
+    parser.add_argument("--latency-ms", type=float, default=20.0, help="provider latency per request (default 20)")
+    parser.add_argument("--naive-sample", type=int, default=1000,
+                        help="measure the naive way on this many records and scale to N (0: all N; default 1000)")
+    parser.add_argument("--database-url", default=None,
+                        help="PostgreSQL URL to use instead of SQLite (a scratch schema is created and dropped)")
+    parser.add_argument("--no-memory", dest="memory", action="store_false",
+                        help="skip the peak-RSS runs at 10,000 and 100,000 records")
+    parser.add_argument("--memory-sizes", type=lambda s: [int(x) for x in s.split(",")], default=list(MEMORY_SIZES),
+                        help="record counts of the memory runs (default 10000,100000)")
+    parser.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.child:
+        mode, cfg = args.child[0], json.loads(args.child[1])
+        result = asyncio.run({"start": child_start, "run": child_run}[mode](cfg))
+        print(json.dumps(result))
+        return 0
+    with contextlib.suppress(KeyboardInterrupt):
+        return asyncio.run(main_async(args))
+    return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
