@@ -31,7 +31,7 @@ def event_out(event: Event) -> EventOut:
 async def record_event(
     session: AsyncSession, tenant_id: uuid.UUID, type: str, data: dict[str, Any], provider: str | None = None
 ) -> Event:
-    (seq,) = await reserve(session, "events")
+    (seq,) = await reserve(session, f"events:{tenant_id}")  # ordered per tenant; tenants never contend
     event = Event(id=uuid.uuid4(), tenant_id=tenant_id, seq=seq, type=type, provider=provider, data=data,
                   occurred_at=utcnow())
     session.add(event)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from sqlalchemy import func, select
 
 from hub.db.models import EntityMapping, Job
@@ -207,3 +209,17 @@ async def test_mappings_are_bulk_loaded_not_per_record(client, hub, tenant, prov
     assert len(statements) == 1
     async with hub.session() as session:
         assert await session.scalar(select(func.count()).select_from(EntityMapping)) == 300
+
+
+async def test_sync_bodies_have_their_own_larger_limit(client, hub, tenant):
+    await connect(client, tenant)
+    big = clients(16000)
+    body = json.dumps({"entity": "client", "records": big}).encode()
+    assert len(body) > hub.settings.max_body_bytes  # over the general limit, under the sync one
+    response = await client.post("/v1/connections/testoauth/syncs", content=body,
+                                 headers={**tenant.headers, "Content-Type": "application/json"})
+    assert response.status_code == 202 and response.json()["total"] == 16000
+    too_big = b'{"entity": "client", "records": [' + b'{"id": "x"},' * 3_000_000 + b'{"id": "y"}]}'
+    response = await client.post("/v1/connections/testoauth/syncs", content=too_big,
+                                 headers={**tenant.headers, "Content-Type": "application/json"})
+    assert response.status_code == 413 and response.json()["error"]["code"] == "body_too_large"

@@ -47,8 +47,12 @@ def create_app(
 
     tenant_router = Router(
         path="/",
-        route_handlers=[connections.ConnectionController, syncs.SyncController, tenant.get_own_tenant,
-                        tenant.patch_own_tenant],
+        route_handlers=[
+            connections.ConnectionController, tenant.get_own_tenant, tenant.patch_own_tenant,
+            # records to push can be many: this router's body limit is the larger one
+            Router(path="/", route_handlers=[syncs.SyncController],
+                   request_max_body_size=hub.settings.max_sync_body_bytes),
+        ],
         dependencies={"tenant_id": Provide(provide_tenant_id), "db": Provide(provide_tenant_db)},
         security=[{"apiKey": []}],
     )

@@ -42,7 +42,7 @@ class SyncController(Controller):
     path = "/v1"
     tags = ["syncs"]
 
-    @post("/connections/{provider:str}/syncs", status_code=202, request_max_body_size=None,
+    @post("/connections/{provider:str}/syncs", status_code=202,
           summary="Start a sync: push records (outbound) or pull from the provider (inbound)")
     async def start(self, hub: HubDep, db: Db, tenant_id: TenantId, provider: FromPath[str],
                     data: JSONBody[SyncIn]) -> SyncRunOut:
