@@ -26,10 +26,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import json
 import os
 import re
-import resource
 import shutil
 import subprocess
 import sys
@@ -45,7 +45,7 @@ from typing import Any
 
 import httpx
 import msgspec
-from sqlalchemy import Column, MetaData, String, Table, event, insert, select
+from sqlalchemy import Column, MetaData, String, Table, event, insert, select, text
 
 from hub import (
     AccountInfo,
@@ -64,6 +64,7 @@ from hub.db.migrate import upgrade_async
 from hub.db.models import SyncRun
 from hub.jobs.outbox import execute
 from hub.runtime import Hub
+from hub.sync.engine import CHUNK
 from hub.sync.service import start_outbound
 from hub.tenants import create_tenant
 from hub.vault import generate_key
@@ -354,11 +355,15 @@ async def finished_run(hub: Hub, tenant_id: uuid.UUID, run_id: uuid.UUID) -> dic
 # SQL accounting: statements (not BEGIN), transactions, and time per kind of statement.
 
 
+PENDING_SELECT = "SELECT sync_run_items"
+"""The engine's read of the next chunk of pending items."""
+
+
 class SqlProfile:
     def __init__(self, engine) -> None:
         self.statements = 0
         self.transactions = 0
-        self.by_kind: dict[str, list[float]] = {}  # kind -> [calls, seconds]
+        self.durations: dict[str, list[float]] = {}  # kind of statement -> seconds of each call
         self._started: dict[int, float] = {}
         target = engine.sync_engine
         event.listen(target, "before_cursor_execute", self._before)
@@ -373,10 +378,7 @@ class SqlProfile:
         if statement.startswith("BEGIN") or statement.startswith("select set_config"):
             return
         self.statements += 1
-        kind = self.kind(statement, executemany)
-        entry = self.by_kind.setdefault(kind, [0, 0.0])
-        entry[0] += 1
-        entry[1] += elapsed
+        self.durations.setdefault(self.kind(statement, executemany), []).append(elapsed)
 
     def _commit(self, conn) -> None:
         self.transactions += 1
@@ -384,23 +386,20 @@ class SqlProfile:
     @staticmethod
     def kind(statement: str, executemany: bool) -> str:
         words = statement.split()
-        verb = words[0].upper() if words else "?"
+        upper = [w.upper() for w in words]
         table = "?"
         for marker in ("FROM", "INTO", "UPDATE"):
-            if marker in (w.upper() for w in words):
-                index = [w.upper() for w in words].index(marker)
-                if index + 1 < len(words):
-                    table = words[index + 1].strip('"(')
-                    break
-        extra = " ... status" if table == "sync_run_items" and verb == "SELECT" else ""
-        return f"{verb} {table}{extra}{' (executemany)' if executemany else ''}"
+            if marker in upper and upper.index(marker) + 1 < len(words):
+                table = words[upper.index(marker) + 1].strip('"(')
+                break
+        return f"{upper[0] if upper else '?'} {table}{' (executemany)' if executemany else ''}"
 
     def mark(self) -> tuple[int, int]:
         return self.statements, self.transactions
 
     def top(self, n: int = 4) -> list[tuple[str, int, float]]:
-        ranked = sorted(self.by_kind.items(), key=lambda kv: -kv[1][1])[:n]
-        return [(kind, int(calls), seconds) for kind, (calls, seconds) in ranked]
+        ranked = sorted(self.durations.items(), key=lambda kv: -sum(kv[1]))[:n]
+        return [(kind, len(calls), sum(calls)) for kind, calls in ranked]
 
 
 # --------------------------------------------------------------------------------------------------
@@ -482,35 +481,80 @@ def describe(url: str) -> str:
 
 
 # --------------------------------------------------------------------------------------------------
-# Memory: fresh processes, so ru_maxrss is this phase's peak and nothing else's.
+# Memory: fresh processes, each phase's peak measured alone.
+#
+# Not ru_maxrss: on Linux a child started by subprocess (vfork + exec) inherits the parent's high-water
+# mark in ru_maxrss (a child of a 300 MB parent reports 310 MB while its VmHWM is 9 MB). VmHWM in
+# /proc/self/status is the process's own peak RSS, and writing 5 to /proc/self/clear_refs resets it, so a
+# phase's peak is not hidden under an import-time or earlier peak.
 
 
-def rss_kb() -> int:
+def proc_kb(field: str) -> int:
     with open("/proc/self/status") as status:
         for line in status:
-            if line.startswith("VmRSS:"):
+            if line.startswith(field + ":"):
                 return int(line.split()[1])
     return 0
 
 
+def rss_kb() -> int:
+    return proc_kb("VmRSS")
+
+
 def peak_kb() -> int:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return proc_kb("VmHWM")
+
+
+def reset_peak() -> None:
+    gc.collect()
+    with open("/proc/self/clear_refs", "w") as refs:
+        refs.write("5")
 
 
 async def child_start(cfg: dict[str, Any]) -> dict[str, Any]:
-    """Set up, build N records as the API would hold them after decoding, and start the run."""
+    """Set up, build N records (what the API holds after decoding a request body) and start the run, with
+    RSS sampled between the steps of ``start_outbound`` (validation, row building, the items' INSERT)."""
+    from sqlalchemy.ext.asyncio import AsyncSession
+
+    from hub.sync import service
+
     hub = make_hub(bench_settings(Path(cfg["home"]), cfg["database_url"], cfg["provider_url"], cfg["key"]))
+    marks: dict[str, int] = {}
+    validate, session_execute = service.validate_records, AsyncSession.execute
+
+    def validate_records(schema, records):
+        typed = validate(schema, records)
+        marks["validated"] = rss_kb()
+        return typed
+
+    async def execute_statement(self, statement, *args, **kwargs):
+        table = getattr(getattr(statement, "table", None), "name", None)
+        if table != "sync_run_items" or not getattr(statement, "is_insert", False):
+            return await session_execute(self, statement, *args, **kwargs)
+        marks["rows"], marks["peak_before_insert"] = rss_kb(), peak_kb()
+        reset_peak()
+        try:
+            return await session_execute(self, statement, *args, **kwargs)
+        finally:
+            marks["insert_peak"] = peak_kb()
+
     try:
         await upgrade_async(hub.engine)
         tenant_id = await setup_connection(hub)
-        baseline, before = peak_kb(), rss_kb()
+        reset_peak()
+        baseline = rss_kb()
         records = make_records(cfg["n"])
-        with_records = rss_kb() - before
+        marks["records"] = rss_kb()
+        service.validate_records, AsyncSession.execute = validate_records, execute_statement
         started = time.perf_counter()
-        run_id, job_id = await start_run(hub, tenant_id, records)
+        try:
+            run_id, job_id = await start_run(hub, tenant_id, records)
+        finally:
+            service.validate_records, AsyncSession.execute = validate, session_execute
         seconds = time.perf_counter() - started
+        peak = max(peak_kb(), marks.get("peak_before_insert", 0), marks.get("insert_peak", 0))
         return {"tenant_id": str(tenant_id), "run_id": str(run_id), "job_id": str(job_id), "baseline_kb": baseline,
-                "records_kb": with_records, "peak_kb": peak_kb(), "seconds": seconds}
+                "marks": marks, "peak_kb": peak, "seconds": seconds}
     finally:
         await hub.aclose()
 
@@ -524,14 +568,16 @@ async def child_run(cfg: dict[str, Any]) -> dict[str, Any]:
         profile = SqlProfile(hub.engine)
         async with hub.session() as session:  # connect once, as a worker that has run a job would have
             await session.get(SyncRun, uuid.UUID(cfg["run_id"]))
-        baseline = peak_kb()
+        reset_peak()
+        baseline = rss_kb()
         started = time.perf_counter()
         status = await execute(hub, uuid.UUID(cfg["job_id"]))
         seconds = time.perf_counter() - started
         peak = peak_kb()
         run = await finished_run(hub, uuid.UUID(cfg["tenant_id"]), uuid.UUID(cfg["run_id"]))
+        pending = profile.durations.get(PENDING_SELECT, [])
         return {"status": status, "run": run, "baseline_kb": baseline, "peak_kb": peak, "seconds": seconds,
-                "sql": profile.top(4)}
+                "sql": profile.top(4), "pending_ms": [round(d * 1000, 2) for d in pending]}
     finally:
         await hub.aclose()
 
@@ -576,8 +622,23 @@ class Result:
 SCENARIOS = ("first sync", "re-sync unchanged", "re-sync 1% changed")
 
 
+async def run_items_stored(hub: Hub) -> tuple[int, int | None]:
+    """Rows in sync_run_items and the bytes they take (table and indexes), where the backend says."""
+    async with hub.engine.connect() as conn:
+        rows = await conn.scalar(text("SELECT count(*) FROM sync_run_items"))
+        try:
+            if conn.dialect.name == "postgresql":
+                size = await conn.scalar(text("SELECT pg_total_relation_size('sync_run_items')"))
+            else:
+                size = await conn.scalar(text(
+                    "SELECT sum(pgsize) FROM dbstat WHERE name = 'sync_run_items' OR tbl_name = 'sync_run_items'"))
+        except Exception:  # SQLite built without dbstat
+            size = None
+    return int(rows or 0), None if size is None else int(size)
+
+
 async def measure_ours(args: argparse.Namespace, server: ProviderServer, key: str, root: Path,
-                       db: Database) -> dict[str, Result]:
+                       db: Database) -> tuple[dict[str, Result], tuple[int, int | None]]:
     n = args.records
     hub = make_hub(bench_settings(root / "home", db.url, server.url, key))
     results: dict[str, Result] = {}
@@ -588,6 +649,7 @@ async def measure_ours(args: argparse.Namespace, server: ProviderServer, key: st
         inputs = {SCENARIOS[0]: make_records(n), SCENARIOS[1]: make_records(n),
                   SCENARIOS[2]: make_records(n, changed=True)}
         expected_changed = sum(1 for i in range(n) if i % CHANGED_EVERY == 50)
+        fewest = {SCENARIOS[0]: -(-n // BATCH), SCENARIOS[1]: 0, SCENARIOS[2]: -(-expected_changed // BATCH)}
         expect = {SCENARIOS[0]: {"created": n}, SCENARIOS[1]: {"unchanged": n},
                   SCENARIOS[2]: {"updated": expected_changed, "unchanged": n - expected_changed}}
         for scenario, records in inputs.items():
@@ -605,12 +667,13 @@ async def measure_ours(args: argparse.Namespace, server: ProviderServer, key: st
             results[scenario] = Result(
                 seconds, sum(requests.values()), profile.statements - stmts, profile.transactions - txns,
                 f"start_outbound {queued - started:.2f} s + job {seconds - (queued - started):.2f} s; "
-                f"requests {dict(requests) or 0}",
+                f"requests {dict(requests) or 0} (fewest possible in batches of {BATCH}: {fewest[scenario]:,})",
             )
             print(f"  ours   {scenario:<20} {seconds:8.2f} s  {sum(requests.values()):>7,} requests", flush=True)
+        stored = await run_items_stored(hub)
     finally:
         await hub.aclose()
-    return results
+    return results, stored
 
 
 async def measure_naive(
@@ -661,7 +724,7 @@ def mb(kb: int) -> str:
 
 
 def report(args, db_url: str, ours: dict[str, Result], naive: dict[str, Result], k: int,
-           memory: list[dict[str, Any]]) -> bool:
+           memory: list[dict[str, Any]], stored: tuple[int, int | None]) -> bool:
     n = args.records
     print()
     print(f"sync_engine: {n:,} client records, provider latency {args.latency_ms:g} ms/request, "
@@ -686,6 +749,10 @@ def report(args, db_url: str, ours: dict[str, Result], naive: dict[str, Result],
         print(f"  ours  {scenario:<20} {ours[scenario].detail}")
     for scenario in SCENARIOS:
         print(f"  naive {scenario:<20} {naive[scenario].detail}")
+    rows, size = stored
+    print(f"  ours kept {rows:,} sync_run_items rows after the three runs"
+          + (f" ({size / 2**20:,.1f} MB with indexes)" if size is not None else "")
+          + "; a run's items are not deleted when it finishes")
 
     checks = [
         ("re-sync unchanged: 0 provider requests", ours[SCENARIOS[1]].requests == 0),
@@ -694,41 +761,60 @@ def report(args, db_url: str, ours: dict[str, Result], naive: dict[str, Result],
         ("first sync: >= 10x faster than naive", naive[SCENARIOS[0]].seconds >= 10 * ours[SCENARIOS[0]].seconds),
     ]
     if memory:
-        print()
-        print("memory, ours, first sync (fresh processes; ru_maxrss):")
-        head = (f"{'records':>9} {'start peak':>11} {'records':>9} {'start s':>8}   {'job base':>9} {'job peak':>9} "
-                f"{'job growth':>11} {'job s':>7} {'requests':>9}")
-        print(head)
-        print("-" * len(head))
-        for m in memory:
-            s, r = m["start"], m["run"]
-            print(f"{m['n']:>9,} {mb(s['peak_kb']):>11} {mb(s['records_kb']):>9} {s['seconds']:>8.2f}   "
-                  f"{mb(r['baseline_kb']):>9} {mb(r['peak_kb']):>9} {mb(r['peak_kb'] - r['baseline_kb']):>11} "
-                  f"{r['seconds']:>7.1f} {m['requests']:>9,}")
-        print("  start: a process that builds the records (the 'records' column: what the decoded request body"
-              " holds)\n  and calls start_outbound; job: a fresh process that executes the run's job.")
-        if len(memory) >= 2:
-            small, large = memory[0], memory[-1]
-            grow = large["n"] / small["n"]
-            job_ratio = large["run"]["peak_kb"] / small["run"]["peak_kb"]
-            start_ratio = large["start"]["peak_kb"] / small["start"]["peak_kb"]
-            per_record = (large["start"]["peak_kb"] - small["start"]["peak_kb"]) / (large["n"] - small["n"]) * 1024
-            print(f"  {grow:g}x the records: job peak RSS x{job_ratio:.2f}, start peak RSS x{start_ratio:.2f} "
-                  f"(~{per_record:,.0f} bytes per record held while starting); "
-                  f"job time x{large['run']['seconds'] / small['run']['seconds']:.1f}")
-            checks.append((f"memory flat in the engine (job peak x{job_ratio:.2f} for {grow:g}x records)",
-                           job_ratio < 1.25))
-            checks.append((f"memory flat end to end (start peak x{start_ratio:.2f} for {grow:g}x records)",
-                           start_ratio < 1.25))
-            print("  where the job's database time goes (top statements: calls, total s, ms per call):")
-            for m in memory:
-                tops = "; ".join(f"{kind}: {calls:,}, {secs:.2f} s, {secs / calls * 1000:.2f} ms"
-                                 for kind, calls, secs in m["run"]["sql"])
-                print(f"    {m['n']:>9,}: {tops}")
+        report_memory(memory, checks)
     print()
     for name, ok in checks:
         print(f"  [{'PASS' if ok else 'FAIL'}] {name}")
     return all(ok for _, ok in checks)
+
+
+def report_memory(memory: list[dict[str, Any]], checks: list[tuple[str, bool]]) -> None:
+    print()
+    print("memory, ours, first sync, in fresh processes (RSS; peaks are VmHWM, reset before each phase):")
+    head = (f"{'records':>9} | {'start: base':>11} {'+records':>9} {'+typed':>8} {'+rows':>8} {'INSERT pk':>10} "
+            f"{'peak':>8} {'s':>6} | {'job: base':>9} {'peak':>8} {'growth':>7} {'s':>7} {'requests':>9}")
+    print(head)
+    print("-" * len(head))
+    steps = ("records", "validated", "rows")
+    for m in memory:
+        s, r = m["start"], m["run"]
+        marks, base = s["marks"], s["baseline_kb"]
+        cells, previous = [], base
+        for step in steps:
+            cells.append(f"+{mb(marks[step] - previous)}" if step in marks else "n/a")
+            previous = marks.get(step, previous)
+        insert_peak = "+" + mb(marks["insert_peak"] - base) if "insert_peak" in marks else "n/a"
+        print(f"{m['n']:>9,} | {mb(base):>11} {cells[0]:>9} {cells[1]:>8} {cells[2]:>8} {insert_peak:>10} "
+              f"{mb(s['peak_kb']):>8} {s['seconds']:>6.1f} | {mb(r['baseline_kb']):>9} {mb(r['peak_kb']):>8} "
+              f"{mb(r['peak_kb'] - r['baseline_kb']):>7} {r['seconds']:>7.1f} {m['requests']:>9,}")
+    print("  start: builds the records (+records: the list of dicts a decoded request body is) and calls\n"
+          "  start_outbound: +typed after validate_records (the typed copies), +rows when the items' INSERT is\n"
+          "  called (their rows: canonical dict and hash per record), INSERT pk: the peak during that one\n"
+          "  executemany, above base. job: a fresh process executing the run's job.")
+    if len(memory) < 2:
+        return
+    small, large = memory[0], memory[-1]
+    grow = large["n"] / small["n"]
+    job_ratio = large["run"]["peak_kb"] / small["run"]["peak_kb"]
+    start_ratio = large["start"]["peak_kb"] / small["start"]["peak_kb"]
+    per_record = (large["start"]["peak_kb"] - small["start"]["peak_kb"]) / (large["n"] - small["n"]) * 1024
+    print(f"  {grow:g}x the records: job peak x{job_ratio:.2f}; start peak x{start_ratio:.2f}, "
+          f"~{per_record:,.0f} bytes per record at the peak; "
+          f"job time x{large['run']['seconds'] / small['run']['seconds']:.1f}")
+    checks.append((f"memory flat in the engine (job peak x{job_ratio:.2f} for {grow:g}x records)", job_ratio < 1.25))
+    checks.append((f"memory flat end to end (start_outbound peak x{start_ratio:.2f} for {grow:g}x records)",
+                   start_ratio < 1.25))
+    print("  the job's most expensive SQL (calls, total s, ms per call):")
+    for m in memory:
+        tops = "; ".join(f"{kind}: {calls:,}, {secs:.2f} s, {secs / calls * 1000:.2f} ms"
+                         for kind, calls, secs in m["run"]["sql"])
+        print(f"    {m['n']:>9,}: {tops}")
+    print(f"  its read of the next {CHUNK:,} pending items, per chunk:")
+    for m in memory:
+        pending = m["run"]["pending_ms"][:-1]  # the last call finds nothing left
+        if pending:
+            print(f"    {m['n']:>9,}: {len(pending)} chunks: first {pending[0]:.1f} ms, halfway "
+                  f"{pending[len(pending) // 2]:.1f} ms, last {pending[-1]:.1f} ms; total {sum(pending) / 1000:.2f} s")
 
 
 async def main_async(args: argparse.Namespace) -> int:
@@ -740,7 +826,7 @@ async def main_async(args: argparse.Namespace) -> int:
             db = new_database(args.database_url, root)
             try:
                 print(f"ours: {args.records:,} records ...", flush=True)
-                ours = await measure_ours(args, server, key, root, db)
+                ours, stored = await measure_ours(args, server, key, root, db)
                 print("naive ...", flush=True)
                 naive, k = await measure_naive(args, server, db)
             finally:
@@ -750,7 +836,7 @@ async def main_async(args: argparse.Namespace) -> int:
                 for n in args.memory_sizes:
                     print(f"memory: first sync of {n:,} in fresh processes ...", flush=True)
                     memory.append(await asyncio.to_thread(memory_for, n, args, server, key, root))
-        ok = report(args, db.url, ours, naive, k, memory)
+        ok = report(args, db.url, ours, naive, k, memory, stored)
     finally:
         shutil.rmtree(root, ignore_errors=True)
     return 0 if ok else 1

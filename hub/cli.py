@@ -123,16 +123,22 @@ def worker(processes: int, threads: int) -> None:
     if processes == 1:
         run_worker(settings, _hub, threads)
         return
+    import signal
+
     context = multiprocessing.get_context("spawn")
     children = [context.Process(target=_worker_process, args=(threads,), daemon=False) for _ in range(processes)]
     for child in children:
         child.start()
-    try:
+
+    def stop_children(signum, frame) -> None:  # each child finishes its messages and exits
         for child in children:
-            child.join()
-    except KeyboardInterrupt:
-        for child in children:
-            child.terminate()
+            if child.is_alive():
+                child.terminate()
+
+    signal.signal(signal.SIGTERM, stop_children)
+    signal.signal(signal.SIGINT, stop_children)
+    for child in children:
+        child.join()
 
 
 def _worker_process(threads: int) -> None:

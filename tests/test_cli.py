@@ -158,3 +158,8 @@ async def test_sync_command_pushes_a_file_with_progress_and_exit_codes(client, h
                                                             str(tenant.id), "--file", str(records)], env=env)
     assert bad.exit_code == 2 and "not a JSON array" in bad.output
     assert isinstance(hub, Hub)
+
+
+def test_worker_needs_a_broker_url(tmp_path):
+    result = run({"HUB_HOME": str(tmp_path), "HUB_PLUGINS": "", "HUB_BROKER_URL": None}, "worker", ok=False)
+    assert result.exit_code == 1 and "hub serve` runs the jobs itself" in result.output
