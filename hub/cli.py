@@ -100,7 +100,7 @@ def serve(host: str, port: int, migrate: bool | None) -> None:
     settings = hub.settings
     if migrate is None:
         migrate = settings.is_embedded_database
-    app = create_app(hub, migrate=migrate, owns_hub=True, background=background_for(settings, _hub))
+    app = create_app(hub, migrate=migrate, owns_hub=True, background=background_for(settings))
     if settings.admin_token is None:
         click.echo(f"admin token: {settings.home / 'admin_token'}", err=True)
     click.echo(f"providers: {', '.join(sorted(hub.registry.providers)) or 'none installed'}", err=True)

@@ -78,9 +78,13 @@ async def hub(settings: Settings):
 
 
 @pytest.fixture
-async def client(hub: Hub):
-    async with AsyncTestClient(create_app(hub), base_url="http://127.0.0.1:8000") as test_client:
+async def client(hub: Hub, background):
+    """The app under test. Litestar's test client runs it on a loop of its own in another thread, so
+    anything that must share the app's loop (the embedded worker) starts with the app, as in ``hub serve``."""
+    app = create_app(hub, background=background)
+    async with AsyncTestClient(app, base_url="http://127.0.0.1:8000") as test_client:
         yield test_client
+    hub.dispatch = None
 
 
 @dataclass
@@ -157,36 +161,41 @@ def live_hub(settings: Settings):
 REDIS_URL = os.environ.get("HUB_TEST_REDIS_URL")
 
 
+@dataclass
+class Jobs:
+    background: object
+    runtime: object | None = None
+
+
 @pytest.fixture(params=["embedded", pytest.param("redis", marks=pytest.mark.redis)])
-async def jobs(request, hub: Hub, settings: Settings):
-    """A real Dramatiq worker for ``hub``'s jobs (stub broker in-process, or Redis) plus the relay loop,
-    as ``hub serve`` (embedded) or ``hub worker`` (Redis) run them."""
-    import asyncio
+def jobs(request, settings: Settings):
+    """Real Dramatiq workers for the hub's jobs, started with the app (see ``background``) as ``hub serve``
+    runs them: on the embedded default, an in-process worker on the app's own loop; with Redis, the app
+    only sends (and relays) while worker threads with a Hub of their own run them, as ``hub worker`` does."""
+    from hub.jobs.worker import EmbeddedJobs, SendOnlyJobs, WorkerRuntime
 
-    from hub.jobs.broker import relay_forever
-    from hub.jobs.worker import WorkerRuntime
+    if request.param == "embedded":
+        yield Jobs(EmbeddedJobs())
+        return
+    url = require_service(REDIS_URL, "Redis (HUB_TEST_REDIS_URL)")
+    import redis
 
-    worker_settings = settings
-    if request.param == "redis":
-        url = require_service(REDIS_URL, "Redis (HUB_TEST_REDIS_URL)")
-        import redis
-
-        client = redis.Redis.from_url(url)
-        for key in client.scan_iter("hub:*"):  # a previous run's queue, not other tests' keys
-            client.delete(key)
-        worker_settings = Settings(**{**_fields(settings), "broker_url": url})
+    client = redis.Redis.from_url(url)
+    for key in client.scan_iter("hub:*"):  # a previous run's queue, not other tests' keys
+        client.delete(key)
+    worker_settings = Settings(**{**_fields(settings), "broker_url": url})
     runtime = WorkerRuntime(worker_settings, lambda: make_hub(worker_settings), threads=4)
     runtime.start()
-    hub.dispatch = runtime.dispatcher
-    stop = asyncio.Event()
-    relay = asyncio.create_task(relay_forever(hub, stop))
     try:
-        yield runtime
+        yield Jobs(SendOnlyJobs(relay=True, broker_url=url), runtime)
     finally:
-        stop.set()
-        await relay
-        hub.dispatch = None
-        await asyncio.to_thread(runtime.stop)
+        runtime.stop()
+
+
+@pytest.fixture
+def background(request):
+    """What runs beside the app under test: the jobs, when the test asks for them."""
+    return request.getfixturevalue("jobs").background if "jobs" in request.fixturenames else None
 
 
 def _fields(settings: Settings) -> dict:

@@ -8,7 +8,7 @@ from datetime import timedelta
 
 from sqlalchemy import select, update
 
-from hub.db.models import Job, SyncRun, utcnow
+from hub.db.models import Job, SyncCursor, SyncRun, utcnow
 from hub.jobs import outbox
 from hub.jobs.ticks import tick
 from tests.flows import connect
@@ -19,6 +19,13 @@ async def inbound_runs(hub) -> list[SyncRun]:
         return list((await session.scalars(select(SyncRun).where(SyncRun.direction == "inbound"))).all())
 
 
+async def rewind(hub, ago: timedelta) -> None:
+    """As if every inbound run had started ``ago`` and finished."""
+    async with hub.session() as session:
+        await session.execute(update(SyncRun).values(status="completed"))
+        await session.execute(update(SyncCursor).values(last_started_at=utcnow() - ago))
+
+
 async def test_periodic_inbound_sync_is_started_once_per_interval(client, hub, tenant):
     await connect(client, tenant)
 
@@ -27,8 +34,7 @@ async def test_periodic_inbound_sync_is_started_once_per_interval(client, hub, t
 
     runs = await inbound_runs(hub)
     assert [(r.entity, r.type, r.status) for r in runs] == [("payment", "incremental", "queued")]
-    async with hub.session() as session:  # it ran and finished 20 minutes ago (the interval is 15)
-        await session.execute(update(SyncRun).values(status="completed", created_at=utcnow() - timedelta(minutes=20)))
+    await rewind(hub, timedelta(minutes=20))  # it ran and finished 20 minutes ago (the interval is 15)
     await tick(hub)
     assert len(await inbound_runs(hub)) == 2
 
@@ -45,8 +51,7 @@ async def test_connection_can_switch_a_schedule_off_or_change_its_interval(clien
                        json={"sync_schedules": {"payment": {"enabled": True, "every_seconds": 3600}}},
                        headers=tenant.headers)
     await tick(hub)
-    async with hub.session() as session:
-        await session.execute(update(SyncRun).values(status="completed", created_at=utcnow() - timedelta(minutes=30)))
+    await rewind(hub, timedelta(minutes=30))
     await tick(hub)
     assert len(await inbound_runs(hub)) == 1  # 30 minutes ago is inside the connection's own hour
 
@@ -77,11 +82,13 @@ async def test_relay_resends_lost_jobs_and_orphans_but_not_fresh_ones(client, hu
         async with hub.session() as session:  # lost: sent long ago, never picked up; orphan: its worker died
             await session.execute(update(Job).where(Job.id == lost.id).values(sent_at=utcnow() - timedelta(hours=1)))
             await session.execute(update(Job).where(Job.id == orphan.id).values(
-                status="running", locked_until=utcnow() - timedelta(seconds=1)))
+                status="running", locked_until=utcnow() - timedelta(seconds=1), sent_at=utcnow() - timedelta(hours=1)))
         sent.clear()
         relayed = await tick(hub)
         assert set(relayed) == {lost.id, orphan.id} and set(sent) >= {lost.id, orphan.id}
         assert later.id not in sent and fresh.id not in sent
+        sent.clear()
+        assert await tick(hub) == []  # re-sent once a minute at most, not every tick
     finally:
         hub.dispatch = None
 

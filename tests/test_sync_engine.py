@@ -196,7 +196,8 @@ async def test_mappings_are_bulk_loaded_not_per_record(client, hub, tenant, prov
             statements.append(statement)
 
     event.listen(hub.engine.sync_engine, "before_cursor_execute", count)
-    worker_engines = [jobs.hubs.get().engine.sync_engine]
+    worker_hubs = getattr(jobs.runtime, "hubs", None)  # Redis mode: the worker's own Hub; embedded: the app's
+    worker_engines = [worker_hubs.get().engine.sync_engine] if worker_hubs else []
     for engine in worker_engines:
         event.listen(engine, "before_cursor_execute", count)
     try:

@@ -33,7 +33,7 @@ Limit = Annotated[int, QueryParameter(ge=1, le=1000)]
 def _int_cursor(cursor: str | None) -> int:
     if cursor is None:
         return 0
-    if not cursor.isdigit() or len(cursor) > 18:
+    if not (cursor.isascii() and cursor.isdigit()) or len(cursor) > 18:
         raise InvalidRequest("cursor must be the next_cursor of a previous page", code="invalid_cursor")
     return int(cursor)
 

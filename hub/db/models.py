@@ -18,6 +18,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     Uuid,
+    text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -162,11 +163,17 @@ class Job(Base):
     finished_at: Mapped[datetime | None]
 
 
+ACTIVE_INBOUND = "direction = 'inbound' AND status IN ('queued', 'running')"
+
+
 class SyncRun(TenantOwned, Base):
     __tablename__ = "sync_runs"
     __table_args__ = (
         Index("ix_sync_runs_tenant_created", "tenant_id", "created_at"),
         Index("ix_sync_runs_connection_entity", "connection_id", "entity", "direction", "created_at"),
+        # At most one inbound run in flight per (connection, entity): two would read from the same cursor.
+        Index("uq_sync_runs_one_active_inbound", "connection_id", "entity", unique=True,
+              sqlite_where=text(ACTIVE_INBOUND), postgresql_where=text(ACTIVE_INBOUND)),
     )
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
     connection_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("connections.id", ondelete="CASCADE"))
@@ -244,7 +251,7 @@ class Record(TenantOwned, Base):
 
 
 class SyncCursor(TenantOwned, Base):
-    """Where the next incremental inbound read of (connection, entity) starts."""
+    """Where the next incremental inbound read of (connection, entity) starts, and when one last began."""
 
     __tablename__ = "sync_cursors"
     connection_id: Mapped[uuid.UUID] = mapped_column(
@@ -252,6 +259,8 @@ class SyncCursor(TenantOwned, Base):
     )
     entity: Mapped[str] = mapped_column(String(64), primary_key=True)
     cursor: Mapped[str | None] = mapped_column(Text)
+    last_started_at: Mapped[datetime | None]
+    """When the last inbound run of this entity was started: what the scheduler compares with."""
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
 

@@ -30,7 +30,8 @@ ACTOR = "hub_run_job"
 TIME_LIMIT_MS = 24 * 3600 * 1000  # leases, not Dramatiq's time limit, decide when a job is presumed dead
 
 
-def create_broker(settings: Settings, hubs: HubProvider | None = None) -> dramatiq.Broker:
+def create_broker(settings: Settings, hubs: HubProvider | None = None, *, asyncio_actors: bool = True
+                  ) -> dramatiq.Broker:
     if settings.broker_url is None:
         broker: dramatiq.Broker = StubBroker()
     elif settings.broker_url.startswith(("redis://", "rediss://", "unix://")):
@@ -39,7 +40,8 @@ def create_broker(settings: Settings, hubs: HubProvider | None = None) -> dramat
         broker = RedisBroker(url=settings.broker_url, namespace="hub")
     else:
         raise ValueError("HUB_BROKER_URL must be a redis:// URL (or unset for the in-process worker)")
-    broker.add_middleware(AsyncIO())
+    if asyncio_actors:
+        broker.add_middleware(AsyncIO())
     if hubs is not None:
         # After AsyncIO in the list: "after_" hooks run in reverse, so this one runs while the loop still does.
         broker.add_middleware(CloseHubOnShutdown(hubs))
@@ -83,16 +85,26 @@ class HubProvider:
             self._hub = None
 
 
-def declare_actor(broker: dramatiq.Broker, hubs: HubProvider | None) -> dramatiq.Actor:
-    """The actor that runs a job by id. ``hubs`` is None in processes that only send."""
+def declare_actor(broker: dramatiq.Broker, run: Callable | None) -> dramatiq.Actor:
+    """The actor that runs a job by id: ``run(job_id)``, a coroutine function (worker processes, through the
+    AsyncIO middleware) or a plain one (the embedded worker). None in processes that only send."""
 
-    async def hub_run_job(job_id: str) -> None:
-        if hubs is None:
+    if run is None:
+        def hub_run_job(job_id: str) -> None:
             raise RuntimeError("this process only sends jobs")
-        await outbox.execute(hubs.get(), uuid.UUID(job_id))
+    elif asyncio.iscoroutinefunction(run):
+        async def hub_run_job(job_id: str) -> None:
+            await run(uuid.UUID(job_id))
+    else:
+        def hub_run_job(job_id: str) -> None:
+            run(uuid.UUID(job_id))
 
     return dramatiq.actor(hub_run_job, broker=broker, actor_name=ACTOR, queue_name=QUEUE, max_retries=0,
                           time_limit=TIME_LIMIT_MS)
+
+
+async def run_in_worker_process(hubs: HubProvider, job_id: uuid.UUID) -> None:
+    await outbox.execute(hubs.get(), job_id)
 
 
 class Dispatcher:

@@ -8,9 +8,11 @@ that fails waits in its row (``run_at``) for its next attempt; one that exhausts
 
 from __future__ import annotations
 
+import asyncio
 import importlib
 import logging
 import random
+import re
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
@@ -21,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
 from hub.db.models import Job
-from hub.errors import Conflict, NotFound
+from hub.errors import Conflict, HubError, NotFound
 
 if TYPE_CHECKING:
     from hub.runtime import Hub
@@ -31,15 +33,25 @@ log = logging.getLogger("hub.jobs")
 JobHandler = Callable[["Hub", Job], Awaitable[None]]
 OUTBOX_KEY = "hub_outbox"
 
-# Every kind of job the core runs: kind -> "module:function", imported when a job of that kind runs.
-JOB_KINDS = {
-    "sync.run": "hub.sync.engine:run_sync",
+# Every kind of job the core runs: kind -> ("module:handler", "module:give_up" or None), imported when a
+# job of that kind runs. A give-up handler runs when the job fails for good, in that same transaction.
+JOB_KINDS: dict[str, tuple[str, str | None]] = {
+    "sync.run": ("hub.sync.engine:run_sync", "hub.sync.engine:run_gave_up"),
 }
 
 
-def handler_for(kind: str) -> JobHandler:
-    module, _, name = JOB_KINDS[kind].partition(":")
+def _resolve(target: str):
+    module, _, name = target.partition(":")
     return getattr(importlib.import_module(module), name)
+
+
+def handler_for(kind: str) -> JobHandler:
+    return _resolve(JOB_KINDS[kind][0])
+
+
+def give_up_handler_for(kind: str):
+    target = JOB_KINDS.get(kind, (None, None))[1]
+    return _resolve(target) if target else None
 
 
 def now() -> datetime:
@@ -87,6 +99,31 @@ def _forget_after_rollback(session: Session) -> None:
     session.info.pop(OUTBOX_KEY, None)
 
 
+class Defer(Exception):  # noqa: N818 - it is a signal, not an error
+    """Raised by a handler that cannot run yet (e.g. an earlier run of the same entity is still going):
+    the job goes back to its row, due again after ``seconds``, without spending an attempt."""
+
+    def __init__(self, seconds: float, reason: str) -> None:
+        super().__init__(reason)
+        self.seconds = seconds
+
+
+def is_permanent(error: BaseException) -> bool:
+    """Errors no retry can fix: the connection is gone, the plugin no longer handles this, bad input."""
+    return isinstance(error, LookupError) or (isinstance(error, HubError) and error.status < 500)
+
+
+def describe(error: BaseException) -> str:
+    """What is stored and shown of an error: its type and message, without a URL's query string (which
+    may carry a key) or the SQL parameters of a database error (which are tenant data)."""
+    message = str(getattr(error, "orig", None) or error).splitlines()[0] if str(error) else ""
+    message = _QUERY.sub("?…", message)
+    return f"{type(error).__name__}: {message}"[:2000]
+
+
+_QUERY = re.compile(r"\?[^\s'\"<>]*")
+
+
 async def claim(hub: Hub, job_id: uuid.UUID) -> Job | None:
     """Take the job if it is due and nobody holds it (or its holder's lease ran out). None otherwise."""
     moment = now()
@@ -109,50 +146,97 @@ async def claim(hub: Hub, job_id: uuid.UUID) -> Job | None:
         return await session.get(Job, job_id)
 
 
-async def heartbeat(hub: Hub, job: Job) -> None:
-    """Extend the lease of a long job so the relay does not hand it to another worker."""
+def _held(job: Job):
+    """The claim this worker holds: a stale worker (whose lease another took over) matches nothing."""
+    return (Job.id == job.id) & (Job.status == "running") & (Job.attempts == job.attempts)
+
+
+async def heartbeat(hub: Hub, job: Job) -> bool:
+    """Extend the lease; False when this worker no longer holds the job."""
     async with hub.session() as session:
-        await session.execute(
-            update(Job).where(Job.id == job.id, Job.status == "running")
-            .values(locked_until=now() + hub.settings.job_lease)
+        result = await session.execute(
+            update(Job).where(_held(job)).values(locked_until=now() + hub.settings.job_lease)
+            .execution_options(synchronize_session=False)
         )
+        return result.rowcount == 1
 
 
-async def complete(hub: Hub, job: Job) -> None:
+async def _keep_lease(hub: Hub, job: Job, work: asyncio.Task) -> None:
+    """Renew the lease for as long as the job runs; stop the work if the lease was lost."""
+    interval = max(0.05, hub.settings.job_lease_seconds / 3)
+    while not work.done():
+        await asyncio.sleep(interval)
+        if not work.done() and not await heartbeat(hub, job):
+            log.warning("job %s lost its lease to another worker; stopping here", job.id)
+            work.cancel()
+            return
+
+
+async def complete(hub: Hub, job: Job) -> bool:
     async with hub.session() as session:
-        await session.execute(
-            update(Job).where(Job.id == job.id)
+        result = await session.execute(
+            update(Job).where(_held(job))
             .values(status="done", locked_until=None, finished_at=now(), last_error=None)
+            .execution_options(synchronize_session=False)
         )
+        return result.rowcount == 1
 
 
-async def fail(hub: Hub, job: Job, error: BaseException) -> str:
-    """Record a failed attempt: back to ``pending`` after a backoff, or ``failed`` when out of attempts."""
-    message = f"{type(error).__name__}: {error}"[:2000]
-    exhausted = job.attempts >= job.max_attempts
+async def fail(hub: Hub, job: Job, error: BaseException) -> str | None:
+    """Record a failed attempt: back to ``pending`` after a backoff, or ``failed`` when out of attempts
+    (or the error is permanent), in which case the job kind's give-up handler runs in the same
+    transaction (a sync run is marked failed with it). None when this worker no longer held the job."""
+    message = describe(error)
+    exhausted = job.attempts >= job.max_attempts or is_permanent(error)
     values: dict[str, Any] = {"last_error": message, "locked_until": None, "sent_at": None}
     if exhausted:
         values |= {"status": "failed", "finished_at": now()}
     else:
         values |= {"status": "pending", "run_at": now() + backoff(job.attempts)}
     async with hub.session() as session:
-        await session.execute(update(Job).where(Job.id == job.id).values(**values))
+        result = await session.execute(update(Job).where(_held(job)).values(**values)
+                                       .execution_options(synchronize_session=False))
+        if result.rowcount != 1:
+            return None
+        if exhausted and (give_up := give_up_handler_for(job.kind)) is not None:
+            await give_up(session, job, message)
     log.warning("job %s (%s) attempt %d failed%s: %s", job.id, job.kind, job.attempts,
                 "; giving up" if exhausted else "; will retry", message)
     return values["status"]
 
 
+async def defer(hub: Hub, job: Job, wait: Defer) -> str | None:
+    async with hub.session() as session:
+        result = await session.execute(
+            update(Job).where(_held(job)).values(
+                status="pending", attempts=Job.attempts - 1, run_at=now() + timedelta(seconds=wait.seconds),
+                locked_until=None, sent_at=None,
+            ).execution_options(synchronize_session=False)
+        )
+    return "pending" if result.rowcount == 1 else None
+
+
 async def execute(hub: Hub, job_id: uuid.UUID) -> str | None:
-    """Run one job if it can be claimed. Returns its new status (None: not claimable, nothing done)."""
+    """Run one job if it can be claimed. Returns its new status (None: not claimable, or another worker
+    took it over meanwhile)."""
     job = await claim(hub, job_id)
     if job is None:
         return None
+    work = asyncio.ensure_future(handler_for(job.kind)(hub, job))
+    lease = asyncio.create_task(_keep_lease(hub, job, work))
     try:
-        await handler_for(job.kind)(hub, job)
+        await work
+    except asyncio.CancelledError:
+        if lease.done() and work.cancelled():
+            return None  # the lease was lost and the work stopped; the new holder carries on
+        raise  # cancelled from outside: pass it on
+    except Defer as wait:
+        return await defer(hub, job, wait)
     except Exception as exc:
         return await fail(hub, job, exc)
-    await complete(hub, job)
-    return "done"
+    finally:
+        lease.cancel()
+    return "done" if await complete(hub, job) else None
 
 
 async def retry(session: AsyncSession, job_id: uuid.UUID, tenant_id: uuid.UUID | None = None) -> Job:
@@ -179,7 +263,8 @@ async def due_job_ids(session: AsyncSession, resend_after: timedelta, limit: int
         .where(or_(
             (Job.status == "pending") & (Job.run_at <= moment)
             & (Job.sent_at.is_(None) | (Job.sent_at < moment - resend_after)),
-            (Job.status == "running") & (Job.locked_until < moment),
+            (Job.status == "running") & (Job.locked_until < moment)
+            & (Job.sent_at.is_(None) | (Job.sent_at < moment - resend_after)),
         ))
         .order_by(Job.run_at)
         .limit(limit)

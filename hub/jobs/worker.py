@@ -9,13 +9,23 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import Callable
 
 import dramatiq
 
 from hub.config import Settings
-from hub.jobs.broker import QUEUE, Dispatcher, HubProvider, create_broker, declare_actor, relay_forever
+from hub.jobs import outbox
+from hub.jobs.broker import (
+    QUEUE,
+    Dispatcher,
+    HubProvider,
+    create_broker,
+    declare_actor,
+    relay_forever,
+    run_in_worker_process,
+)
 
 log = logging.getLogger("hub.jobs")
 
@@ -26,7 +36,7 @@ class WorkerRuntime:
     def __init__(self, settings: Settings, make_hub: Callable[[], object], *, threads: int = 8) -> None:
         self.hubs = HubProvider(make_hub)
         self.broker = create_broker(settings, self.hubs)
-        self.actor = declare_actor(self.broker, self.hubs)
+        self.actor = declare_actor(self.broker, functools.partial(run_in_worker_process, self.hubs))
         self.dispatcher = Dispatcher(self.actor)
         self.worker = dramatiq.Worker(self.broker, queues={QUEUE}, worker_threads=threads)
 
@@ -48,39 +58,61 @@ class Background:
 
 
 class SendOnlyJobs(Background):
-    """Redis mode: the API process sends committed jobs to the broker; workers run them."""
+    """Redis mode: the API process sends committed jobs to the broker; workers run them (and the relay,
+    unless ``relay`` asks this process to run one too)."""
+
+    def __init__(self, relay: bool = False, broker_url: str | None = None) -> None:
+        self.relay = relay
+        self.broker_url = broker_url
 
     async def start(self, hub) -> None:
-        broker = create_broker(hub.settings)
-        hub.dispatch = Dispatcher(declare_actor(broker, None))
-        self._broker = broker
+        settings = hub.settings
+        if self.broker_url is not None:
+            settings = Settings(**{**{f: getattr(settings, f) for f in settings.__struct_fields__},
+                                   "broker_url": self.broker_url})
+        self._broker = create_broker(settings)
+        hub.dispatch = Dispatcher(declare_actor(self._broker, None))
+        self._stop = asyncio.Event()
+        self._relay = asyncio.create_task(relay_forever(hub, self._stop)) if self.relay else None
 
     async def stop(self) -> None:
+        self._stop.set()
+        if self._relay is not None:
+            await self._relay
         self._broker.close()
 
 
 class EmbeddedJobs(Background):
-    """Embedded mode: worker threads and the relay live in the server process."""
+    """Embedded mode: an in-process Dramatiq worker (stub broker) whose threads run each job on the server's
+    own event loop, with the server's Hub: one database pool and one throttle per provider connection,
+    so API calls and syncs share the provider's declared limits. The relay runs on that loop too."""
 
-    def __init__(self, make_hub: Callable[[], object], threads: int = 4) -> None:
-        self.make_hub = make_hub
+    def __init__(self, threads: int = 4) -> None:
         self.threads = threads
 
     async def start(self, hub) -> None:
-        self.runtime = WorkerRuntime(hub.settings, self.make_hub, threads=self.threads)
-        self.runtime.start()
-        hub.dispatch = self.runtime.dispatcher
+        loop = asyncio.get_running_loop()
+
+        def run(job_id) -> None:
+            asyncio.run_coroutine_threadsafe(outbox.execute(hub, job_id), loop).result()
+
+        self.broker = create_broker(hub.settings, asyncio_actors=False)
+        hub.dispatch = Dispatcher(declare_actor(self.broker, run))
+        self.worker = dramatiq.Worker(self.broker, queues={QUEUE}, worker_threads=self.threads)
+        self.worker.start()
         self.stop_event = asyncio.Event()
         self.relay = asyncio.create_task(relay_forever(hub, self.stop_event))
 
     async def stop(self) -> None:
         self.stop_event.set()
         await self.relay
-        await asyncio.to_thread(self.runtime.stop)
+        # In a thread: the worker threads wait for jobs that need this loop to finish.
+        await asyncio.to_thread(self.worker.stop)
+        self.broker.close()
 
 
-def background_for(settings: Settings, make_hub: Callable[[], object]) -> Background:
-    return EmbeddedJobs(make_hub) if settings.broker_url is None else SendOnlyJobs()
+def background_for(settings: Settings) -> Background:
+    return EmbeddedJobs() if settings.broker_url is None else SendOnlyJobs()
 
 
 def run_worker(settings: Settings, make_hub: Callable[[], object], threads: int) -> None:

@@ -14,13 +14,12 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import time
 import uuid
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import msgspec
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 
 from hub.connections import connection_context
 from hub.counters import reserve
@@ -29,7 +28,7 @@ from hub.db.upsert import upsert
 from hub.entities import canonical, record_hash
 from hub.events import record_event
 from hub.handlers import InboundSync, OutboundItem, OutboundSync, Page, PushResult
-from hub.jobs.outbox import heartbeat
+from hub.jobs.outbox import Defer
 from hub.sync.service import entity_schema
 
 if TYPE_CHECKING:
@@ -40,7 +39,6 @@ log = logging.getLogger("hub.sync")
 
 CHUNK = 1000
 MAX_ERRORS_KEPT = 100
-HEARTBEAT_SECONDS = 10.0
 
 
 class _Cancelled(Exception):
@@ -52,40 +50,51 @@ def idempotency_key(connection_id: uuid.UUID, entity: str, internal_id: str, has
     return hashlib.sha256(f"{connection_id}:{entity}:{internal_id}:{hash}".encode()).hexdigest()[:32]
 
 
-class _Heartbeat:
-    def __init__(self, hub: Hub, job: Job) -> None:
-        self.hub, self.job, self.last = hub, job, time.monotonic()
-
-    async def __call__(self) -> None:
-        if time.monotonic() - self.last > min(HEARTBEAT_SECONDS, self.hub.settings.job_lease_seconds / 3):
-            await heartbeat(self.hub, self.job)
-            self.last = time.monotonic()
-
-
 async def run_sync(hub: Hub, job: Job) -> None:
     run_id = uuid.UUID(job.payload["run_id"])
     async with hub.session() as session:
         run = await session.get(SyncRun, run_id)
         if run is None or run.status not in ("queued", "running"):
             return  # finished, cancelled or gone: running again is a no-op
+        if run.direction == "outbound" and await _earlier_outbound_active(session, run):
+            # One outbound run per (connection, entity) at a time: two runs pushing the same new record
+            # at once would both create it at the provider.
+            raise Defer(2.0, "an earlier outbound run of this entity is still going")
+        handler = hub.registry.syncs.get((run.provider, run.entity, run.direction))
+        if handler is None:
+            raise LookupError(f"{run.provider} no longer syncs {run.entity} {run.direction}")
         conn = await session.get(Connection, run.connection_id)
         context = await connection_context(hub, session, conn)
         run.status = "running"
         run.started_at = run.started_at or utcnow()
-        tenant_id, direction = run.tenant_id, run.direction
-        handler = hub.registry.syncs.get((run.provider, run.entity, direction))
-    if handler is None:
-        raise LookupError(f"{run.provider} no longer syncs {run.entity} {direction}")
-    beat = _Heartbeat(hub, job)
+        tenant_id = run.tenant_id
     try:
         if isinstance(handler, OutboundSync):
-            await _outbound(hub, context, handler, run_id, beat)
+            await _outbound(hub, context, handler, run_id)
         else:
-            await _inbound(hub, context, handler, run_id, beat)
+            await _inbound(hub, context, handler, run_id)
     except _Cancelled:
         await _finish(hub, tenant_id, run_id, "cancelled")
         return
     await _finish(hub, tenant_id, run_id, None)
+
+
+async def _earlier_outbound_active(session, run: SyncRun) -> bool:
+    earlier = await session.scalar(select(SyncRun.id).where(
+        SyncRun.connection_id == run.connection_id, SyncRun.entity == run.entity, SyncRun.direction == "outbound",
+        SyncRun.status.in_(("queued", "running")), SyncRun.created_at < run.created_at,
+    ).limit(1))
+    return earlier is not None
+
+
+async def run_gave_up(session, job: Job, message: str) -> None:
+    """The run's job failed for good: the run is failed too, not left active forever."""
+    run = await session.get(SyncRun, uuid.UUID(job.payload["run_id"]))
+    if run is None or run.status not in ("queued", "running"):
+        return
+    run.status, run.finished_at = "failed", utcnow()
+    run.errors = [*run.errors, {"id": None, "error": message}][:MAX_ERRORS_KEPT]
+    await _record_completion(session, run)
 
 
 async def _check_cancel(hub: Hub, tenant_id: uuid.UUID, run_id: uuid.UUID) -> None:
@@ -94,9 +103,7 @@ async def _check_cancel(hub: Hub, tenant_id: uuid.UUID, run_id: uuid.UUID) -> No
             raise _Cancelled()
 
 
-async def _outbound(
-    hub: Hub, ctx: ConnectionContext, handler: OutboundSync, run_id: uuid.UUID, beat: _Heartbeat
-) -> None:
+async def _outbound(hub: Hub, ctx: ConnectionContext, handler: OutboundSync, run_id: uuid.UUID) -> None:
     schema = entity_schema(handler)
     tenant_id, connection_id, entity = ctx.tenant_id, ctx.connection_id, handler.entity
     while True:
@@ -132,7 +139,6 @@ async def _outbound(
             ]
             results = await handler.push(ctx, outbound)  # an exception fails the job: the batch is retried
             await _apply(hub, ctx, entity, run_id, batch, _checked(batch, results))
-            await beat()
             await _check_cancel(hub, tenant_id, run_id)
 
 
@@ -184,26 +190,26 @@ async def _apply(
 async def _refuse_stolen_external_ids(
     session, ctx: ConnectionContext, entity: str, results: list[PushResult]
 ) -> list[PushResult]:
-    """A provider id already mapped to another record would break the mapping's uniqueness: fail the
-    item that claims it instead of the whole batch."""
-    claimed = {r.external_id: r.internal_id for r in results if r.outcome != "failed" and r.external_id}
+    """A provider id already mapped to another record (before, or earlier in this batch) would break the
+    mapping's uniqueness: fail the item that claims it instead of the whole batch."""
+    claimed = {r.external_id for r in results if r.outcome != "failed" and r.external_id}
     if not claimed:
         return results
     owners = dict((await session.execute(select(EntityMapping.external_id, EntityMapping.internal_id).where(
         EntityMapping.connection_id == ctx.connection_id, EntityMapping.entity == entity,
         EntityMapping.external_id.in_(list(claimed)),
     ))).all())
-    return [
-        PushResult(internal_id=r.internal_id, outcome="failed",
-                   error=f"provider id {r.external_id} is already mapped to {owners[r.external_id]}")
-        if r.external_id in owners and owners[r.external_id] != r.internal_id and r.outcome != "failed" else r
-        for r in results
-    ]
+    checked = []
+    for r in results:
+        owner = owners.setdefault(r.external_id, r.internal_id) if r.outcome != "failed" and r.external_id else None
+        if owner is not None and owner != r.internal_id:
+            r = PushResult(internal_id=r.internal_id, outcome="failed",
+                           error=f"provider id {r.external_id} is already mapped to {owner}")
+        checked.append(r)
+    return checked
 
 
-async def _inbound(
-    hub: Hub, ctx: ConnectionContext, handler: InboundSync, run_id: uuid.UUID, beat: _Heartbeat
-) -> None:
+async def _inbound(hub: Hub, ctx: ConnectionContext, handler: InboundSync, run_id: uuid.UUID) -> None:
     schema = entity_schema(handler)
     tenant_id, entity = ctx.tenant_id, handler.entity
     async with hub.session(tenant_id) as session:
@@ -218,7 +224,6 @@ async def _inbound(
         if not isinstance(page, Page):
             raise TypeError(f"{handler.provider} pull returned {type(page).__name__}, not a Page")
         await _store_page(hub, ctx, entity, schema, run_id, page)
-        await beat()
         cursor = page.cursor
         if not page.has_more:
             return
@@ -283,9 +288,15 @@ async def _finish(hub: Hub, tenant_id: uuid.UUID, run_id: uuid.UUID, status: str
         run.status, run.finished_at = status, utcnow()
         conn = await session.get(Connection, run.connection_id)
         conn.last_sync_at = run.finished_at
+        # Items that went through are done with; failed ones stay for GET /v1/syncs/{id}/failures.
+        await session.execute(delete(SyncRunItem).where(SyncRunItem.run_id == run_id, SyncRunItem.status == "done"))
         if status != "cancelled":
-            from hub.sync.schemas import sync_run_out
-
-            await record_event(session, tenant_id, "sync.completed",
-                               msgspec.to_builtins(sync_run_out(run)), provider=run.provider)
+            await _record_completion(session, run)
     log.info("sync run %s %s", run_id, status)
+
+
+async def _record_completion(session, run: SyncRun) -> None:
+    from hub.sync.schemas import sync_run_out
+
+    await record_event(session, run.tenant_id, "sync.completed", msgspec.to_builtins(sync_run_out(run)),
+                       provider=run.provider)

@@ -7,11 +7,11 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 import msgspec
-from sqlalchemy import Integer, func, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from hub.db.models import Connection, SyncRun, utcnow
-from hub.errors import ValidationFailed
+from hub.db.models import Connection, SyncCursor, utcnow
+from hub.errors import Conflict, ValidationFailed
 from hub.handlers import InboundSync
 
 if TYPE_CHECKING:
@@ -49,8 +49,9 @@ def interval(handler: InboundSync, override: dict[str, Any] | None) -> timedelta
 
 
 async def schedule_due_syncs(hub: Hub, session: AsyncSession) -> int:
-    """Start an incremental inbound run for every (connection, entity) whose interval has passed and
-    that has no run in flight. Two queries however many connections there are."""
+    """Start an incremental inbound run for every (connection, entity) whose interval has passed since
+    its last run began. Two queries however many connections and runs there are; a run already in flight
+    is refused by the one-active-inbound-run index and skipped."""
     from hub.sync.service import start_inbound
 
     periodic = {(s.provider, s.entity): s for s in hub.registry.syncs.values() if isinstance(s, InboundSync)}
@@ -63,12 +64,10 @@ async def schedule_due_syncs(hub: Hub, session: AsyncSession) -> int:
     if not connections:
         return 0
     last = {
-        (row.connection_id, row.entity): (row.last, row.active)
+        (row.connection_id, row.entity): row.last_started_at
         for row in (await session.execute(
-            select(SyncRun.connection_id, SyncRun.entity, func.max(SyncRun.created_at).label("last"),
-                   func.sum(SyncRun.status.in_(("queued", "running")).cast(Integer)).label("active"))
-            .where(SyncRun.direction == "inbound", SyncRun.connection_id.in_([c.id for c in connections]))
-            .group_by(SyncRun.connection_id, SyncRun.entity)
+            select(SyncCursor.connection_id, SyncCursor.entity, SyncCursor.last_started_at)
+            .where(SyncCursor.connection_id.in_([c.id for c in connections]))
         )).all()
     }
     now, started = utcnow(), 0
@@ -77,12 +76,12 @@ async def schedule_due_syncs(hub: Hub, session: AsyncSession) -> int:
             if provider != conn.provider:
                 continue
             every = interval(handler, conn.sync_schedules.get(entity))
-            if every is None:
+            last_at = last.get((conn.id, entity))
+            if every is None or (last_at is not None and last_at + every > now):
                 continue
-            last_at, active = last.get((conn.id, entity), (None, 0))
-            if active or (last_at is not None and last_at + every > now):
+            try:
+                await start_inbound(hub, session, conn, entity, "incremental")
+            except Conflict:
                 continue
-            await start_inbound(hub, session, conn, entity, "incremental")
             started += 1
     return started
-

@@ -7,9 +7,11 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 from sqlalchemy import insert, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from hub.db.models import Connection, SyncRun, SyncRunItem, utcnow
+from hub.db.models import Connection, Job, SyncCursor, SyncRun, SyncRunItem, utcnow
+from hub.db.upsert import upsert
 from hub.entities import ENTITIES, canonical, record_hash
 from hub.errors import Conflict, NotConnected, NotFound, ValidationFailed
 from hub.handlers import InboundSync, OutboundSync
@@ -91,16 +93,18 @@ async def start_outbound(
 async def start_inbound(hub: Hub, session: AsyncSession, conn: Connection, entity: str, type: str) -> SyncRun:
     _usable(conn)
     inbound_handler(hub, conn.provider, entity)
-    active = (await session.scalars(select(SyncRun.id).where(
-        SyncRun.connection_id == conn.id, SyncRun.entity == entity, SyncRun.direction == "inbound",
-        SyncRun.status.in_(ACTIVE),
-    ))).first()
-    if active is not None:
-        raise Conflict(f"an inbound {entity} sync is already running ({active})", code="sync_in_progress")
     run = SyncRun(id=uuid.uuid4(), tenant_id=conn.tenant_id, connection_id=conn.id, provider=conn.provider,
                   entity=entity, direction="inbound", type=type, status="queued", errors=[])
-    session.add(run)
-    await session.flush()
+    try:
+        async with session.begin_nested():  # the unique index says whether one is already in flight
+            session.add(run)
+            await session.flush()
+    except IntegrityError:
+        raise Conflict(f"an inbound {entity} sync is already queued or running", code="sync_in_progress") from None
+    await upsert(session, SyncCursor, [
+        {"tenant_id": conn.tenant_id, "connection_id": conn.id, "entity": entity, "last_started_at": run.created_at,
+         "updated_at": run.created_at}
+    ], conflict=("connection_id", "entity"), update=("last_started_at",))
     run.job_id = enqueue(session, "sync.run", {"run_id": str(run.id)}, tenant_id=conn.tenant_id).id
     return run
 
@@ -117,7 +121,10 @@ async def cancel_run(session: AsyncSession, tenant_id: uuid.UUID, run_id: uuid.U
     if run.status not in ACTIVE:
         raise Conflict(f"the run is already {run.status}", code="sync_finished")
     run.cancel_requested = True
-    if run.status == "queued":  # not picked up yet: the job will find it cancelled and do nothing
+    job_status = await session.scalar(select(Job.status).where(Job.id == run.job_id))
+    if run.status == "queued" or job_status != "running":
+        # Nobody is working on it (not picked up yet, or waiting for a retry): it ends now, and its job
+        # finds it cancelled and does nothing. A running job stops at its next batch.
         run.status, run.finished_at = "cancelled", utcnow()
     await session.flush()
     return run

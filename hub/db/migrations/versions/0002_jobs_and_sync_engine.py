@@ -13,6 +13,7 @@ from sqlalchemy.dialects import postgresql
 from hub.db.rls import disable_tenant_rls, enable_tenant_rls
 
 JSON = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
+ACTIVE_INBOUND = "direction = 'inbound' AND status IN ('queued', 'running')"
 TENANT_OWNED = ("sync_runs", "entity_mappings", "records", "sync_cursors", "events")
 
 revision = '0002'
@@ -108,6 +109,7 @@ def upgrade() -> None:
     sa.Column('connection_id', sa.Uuid(), nullable=False),
     sa.Column('entity', sa.String(length=64), nullable=False),
     sa.Column('cursor', sa.Text(), nullable=True),
+    sa.Column('last_started_at', sa.DateTime(timezone=True), nullable=True),
     sa.Column('updated_at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('tenant_id', sa.Uuid(), nullable=False),
     sa.ForeignKeyConstraint(['connection_id'], ['connections.id'], name=op.f('fk_sync_cursors_connection_id_connections'), ondelete='CASCADE'),
@@ -144,6 +146,8 @@ def upgrade() -> None:
     with op.batch_alter_table('sync_runs', schema=None) as batch_op:
         batch_op.create_index('ix_sync_runs_connection_entity', ['connection_id', 'entity', 'direction', 'created_at'], unique=False)
         batch_op.create_index('ix_sync_runs_tenant_created', ['tenant_id', 'created_at'], unique=False)
+        batch_op.create_index('uq_sync_runs_one_active_inbound', ['connection_id', 'entity'], unique=True,
+                              sqlite_where=sa.text(ACTIVE_INBOUND), postgresql_where=sa.text(ACTIVE_INBOUND))
 
     op.create_table('sync_run_items',
     sa.Column('run_id', sa.Uuid(), nullable=False),
