@@ -52,6 +52,8 @@ class OutboundItem(msgspec.Struct, kw_only=True):
     internal_id: str
     record: Any
     external_id: str | None = None
+    metadata: dict[str, Any] = {}
+    """What the plugin kept with the mapping last time (``PushResult.metadata``), e.g. a version token."""
     idempotency_key: str
 
 
@@ -60,6 +62,9 @@ class PushResult(msgspec.Struct, kw_only=True):
     external_id: str | None = None
     outcome: Literal["created", "updated", "unchanged", "failed"]
     error: str | None = None
+    metadata: dict[str, Any] | None = None
+    """Kept with the mapping and handed back on the next push (e.g. QuickBooks' SyncToken); None keeps
+    what was kept before."""
 
 
 class InboundRecord(msgspec.Struct, kw_only=True):

@@ -106,15 +106,20 @@ async def _check_cancel(hub: Hub, tenant_id: uuid.UUID, run_id: uuid.UUID) -> No
 async def _outbound(hub: Hub, ctx: ConnectionContext, handler: OutboundSync, run_id: uuid.UUID) -> None:
     schema = entity_schema(handler)
     tenant_id, connection_id, entity = ctx.tenant_id, ctx.connection_id, handler.entity
+    size = max(1, handler.batch_size)
+    chunk = size * max(1, CHUNK // size)  # whole batches per chunk
+    after = -1  # read on by seq: the primary key's order, never rescanning what is done
     while True:
         await _check_cancel(hub, tenant_id, run_id)
         async with hub.session(tenant_id) as session:
             items = list((await session.scalars(
-                select(SyncRunItem).where(SyncRunItem.run_id == run_id, SyncRunItem.status == "pending")
-                .order_by(SyncRunItem.seq).limit(CHUNK)
+                select(SyncRunItem).where(SyncRunItem.run_id == run_id, SyncRunItem.seq > after,
+                                          SyncRunItem.status == "pending")
+                .order_by(SyncRunItem.seq).limit(chunk)
             )).all())
             if not items:
                 return
+            after = items[-1].seq
             mapped = {m.internal_id: m for m in (await session.scalars(select(EntityMapping).where(
                 EntityMapping.connection_id == connection_id, EntityMapping.entity == entity,
                 EntityMapping.internal_id.in_([i.internal_id for i in items]),
@@ -127,12 +132,13 @@ async def _outbound(hub: Hub, ctx: ConnectionContext, handler: OutboundSync, run
                            outcome="unchanged") for i in unchanged
             ], touch_mappings=False)
         to_push = [i for i in items if i.seq not in skipped]
-        for start in range(0, len(to_push), max(1, handler.batch_size)):
-            batch = to_push[start:start + max(1, handler.batch_size)]
+        for start in range(0, len(to_push), size):
+            batch = to_push[start:start + size]
             outbound = [
                 OutboundItem(
                     internal_id=i.internal_id, record=msgspec.convert(i.record, schema),
                     external_id=mapped[i.internal_id].external_id if i.internal_id in mapped else None,
+                    metadata=dict(mapped[i.internal_id].metadata_) if i.internal_id in mapped else {},
                     idempotency_key=idempotency_key(connection_id, entity, i.internal_id, i.hash),
                 )
                 for i in batch
@@ -163,13 +169,18 @@ async def _apply(
         results = list(results)
         if touch_mappings:
             results = await _refuse_stolen_external_ids(session, ctx, entity, results)
-            await upsert(session, EntityMapping, [
-                {"id": uuid.uuid4(), "tenant_id": ctx.tenant_id, "connection_id": ctx.connection_id,
-                 "entity": entity, "internal_id": r.internal_id, "external_id": r.external_id,
-                 "sync_hash": hashes[r.internal_id], "last_synced_at": now, "created_at": now, "updated_at": now}
-                for r in results if r.outcome != "failed" and r.external_id
-            ], conflict=("connection_id", "entity", "internal_id"),
-               update=("external_id", "sync_hash", "last_synced_at", "updated_at"))
+            mapped = [r for r in results if r.outcome != "failed" and r.external_id]
+            # Two statements: a result without metadata leaves the mapping's metadata as it was.
+            for with_metadata in (True, False):
+                await upsert(session, EntityMapping, [
+                    {"id": uuid.uuid4(), "tenant_id": ctx.tenant_id, "connection_id": ctx.connection_id,
+                     "entity": entity, "internal_id": r.internal_id, "external_id": r.external_id,
+                     "sync_hash": hashes[r.internal_id], "metadata_": r.metadata or {}, "last_synced_at": now,
+                     "created_at": now, "updated_at": now}
+                    for r in mapped if (r.metadata is not None) == with_metadata
+                ], conflict=("connection_id", "entity", "internal_id"),
+                   update=("external_id", "sync_hash", "last_synced_at", "updated_at")
+                   + (("metadata",) if with_metadata else ()))
         seq = {i.internal_id: i.seq for i in items}
         await session.execute(update(SyncRunItem), [
             {"run_id": run_id, "seq": seq[r.internal_id], "status": "failed" if r.outcome == "failed" else "done",

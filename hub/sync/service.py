@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from hub.runtime import Hub
 
 ACTIVE = ("queued", "running")
+INSERT_CHUNK = 1000
 
 
 def outbound_handler(hub: Hub, provider: str, entity: str) -> OutboundSync:
@@ -41,10 +42,10 @@ def entity_schema(handler: OutboundSync | InboundSync) -> type[msgspec.Struct] |
     return handler.schema or ENTITIES.get(handler.entity)
 
 
-def validate_records(schema: type[msgspec.Struct], records: list[dict[str, Any]]) -> list[Any]:
-    """Every record, typed; or a 422 listing each bad one (nothing is queued)."""
-    typed, problems, seen = [], [], set()
-    for index, raw in enumerate(records):
+def _validate(schema: type[msgspec.Struct], records: list[dict[str, Any]], offset: int, seen: set[str],
+              problems: list[dict[str, Any]]) -> list[Any]:
+    typed = []
+    for index, raw in enumerate(records, start=offset):
         record_id = raw.get("id") if isinstance(raw, dict) else None
         try:
             record = msgspec.convert(raw, schema)
@@ -56,10 +57,21 @@ def validate_records(schema: type[msgspec.Struct], records: list[dict[str, Any]]
             continue
         seen.add(record.id)
         typed.append(record)
-    if problems:
-        raise ValidationFailed(f"{len(problems)} of {len(records)} records are invalid; nothing was queued",
-                               code="invalid_records", details=problems)
     return typed
+
+
+def validate_records(schema: type[msgspec.Struct], records: list[dict[str, Any]]) -> list[Any]:
+    """Every record, typed; or a 422 listing each bad one."""
+    problems: list[dict[str, Any]] = []
+    typed = _validate(schema, records, 0, set(), problems)
+    if problems:
+        raise _invalid(problems, len(records))
+    return typed
+
+
+def _invalid(problems: list[dict[str, Any]], total: int) -> ValidationFailed:
+    return ValidationFailed(f"{len(problems)} of {total} records are invalid; nothing was queued",
+                            code="invalid_records", details=problems)
 
 
 def _usable(conn: Connection) -> None:
@@ -75,17 +87,28 @@ async def start_outbound(
     schema = entity_schema(handler)
     if schema is None:
         raise ValidationFailed(f"no schema for entity {entity!r}", code="unknown_entity")
-    typed = validate_records(schema, records)
     run = SyncRun(id=uuid.uuid4(), tenant_id=conn.tenant_id, connection_id=conn.id, provider=conn.provider,
-                  entity=entity, direction="outbound", type="full", status="queued", total=len(typed), errors=[])
+                  entity=entity, direction="outbound", type="full", status="queued", total=len(records), errors=[])
     session.add(run)
     await session.flush()
-    if typed:
+    # Validate and store in chunks, so memory holds one chunk of rows, not the whole request twice over.
+    # A bad record anywhere raises after every record was checked; the caller's transaction then rolls
+    # back the chunks already stored, so nothing is queued.
+    problems: list[dict[str, Any]] = []
+    seen: set[str] = set()
+    seq = 0
+    for start in range(0, len(records), INSERT_CHUNK):
+        typed = _validate(schema, records[start:start + INSERT_CHUNK], start, seen, problems)
+        if problems:
+            continue
         await session.execute(insert(SyncRunItem), [
-            {"run_id": run.id, "seq": seq, "internal_id": record.id, "record": canonical(record),
+            {"run_id": run.id, "seq": seq + n, "internal_id": record.id, "record": canonical(record),
              "hash": record_hash(record), "status": "pending"}
-            for seq, record in enumerate(typed)
+            for n, record in enumerate(typed)
         ])
+        seq += len(typed)
+    if problems:
+        raise _invalid(problems, len(records))
     run.job_id = enqueue(session, "sync.run", {"run_id": str(run.id)}, tenant_id=conn.tenant_id).id
     return run
 

@@ -144,7 +144,8 @@ def hub_register_syncs(register, config):
         body = {"BatchItemRequest": [
             {"bId": str(n), "requestid": item.idempotency_key,
              "operation": "update" if item.external_id else "create", "id": item.external_id,
-             "customer": ctx.to_provider("client", item.record)}
+             "customer": ctx.to_provider("client", item.record)
+             | ({"SyncToken": item.metadata.get("SyncToken")} if item.external_id else {})}
             for n, item in enumerate(items)
         ]}
         response = await ctx.http.request("POST", f"{base}/api/customers/batch", json=body, idempotent=True,
@@ -157,7 +158,8 @@ def hub_register_syncs(register, config):
             result = results.get(str(n), {})
             if "Customer" in result:
                 out.append(PushResult(internal_id=item.internal_id, external_id=result["Customer"]["Id"],
-                                      outcome="updated" if item.external_id else "created"))
+                                      outcome="updated" if item.external_id else "created",
+                                      metadata={"SyncToken": result["Customer"]["SyncToken"]}))
             else:
                 error = result.get("Fault", {}).get("Error", [{}])[0].get("Message", "no answer")
                 out.append(PushResult(internal_id=item.internal_id, outcome="failed", error=error))

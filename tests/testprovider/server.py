@@ -224,10 +224,13 @@ def _customers_batch_items(st: ProviderState, items: list[dict[str, Any]]) -> li
             result = {"bId": item["bId"], "Fault": {"Error": [{"Message": "Duplicate Name Exists Error"}]}}
         elif item["operation"] == "update" and item.get("id") not in st.customers:
             result = {"bId": item["bId"], "Fault": {"Error": [{"Message": "Object Not Found"}]}}
+        elif item["operation"] == "update" and customer.get("SyncToken") != st.customers[item["id"]]["SyncToken"]:
+            result = {"bId": item["bId"], "Fault": {"Error": [{"Message": "Stale Object Error", "code": "5010"}]}}
         else:
             customer_id = item.get("id") or str(len(st.customers) + 1)
-            st.customers[customer_id] = customer
-            result = {"bId": item["bId"], "Customer": {"Id": customer_id, **customer}}
+            token = str(int(st.customers[customer_id]["SyncToken"]) + 1) if customer_id in st.customers else "0"
+            st.customers[customer_id] = {**customer, "SyncToken": token}
+            result = {"bId": item["bId"], "Customer": {"Id": customer_id, **customer, "SyncToken": token}}
         if key:
             st.batch_results[key] = result
         results.append(result)
