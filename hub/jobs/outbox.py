@@ -263,8 +263,10 @@ async def due_job_ids(session: AsyncSession, resend_after: timedelta, limit: int
         .where(or_(
             (Job.status == "pending") & (Job.run_at <= moment)
             & (Job.sent_at.is_(None) | (Job.sent_at < moment - resend_after)),
+            # An orphan is sent once when its lease runs out (not on every tick while workers are busy),
+            # and again only if that message too seems lost.
             (Job.status == "running") & (Job.locked_until < moment)
-            & (Job.sent_at.is_(None) | (Job.sent_at < moment - resend_after)),
+            & (Job.sent_at.is_(None) | (Job.sent_at < Job.locked_until) | (Job.sent_at < moment - resend_after)),
         ))
         .order_by(Job.run_at)
         .limit(limit)
