@@ -26,8 +26,11 @@ def _settings() -> Settings:
 def _hub(**kwargs: Any):
     from hub.runtime import Hub
 
+    settings = _settings()
+    if settings.broker_url and not settings.broker_url.startswith(("redis://", "rediss://", "unix://")):
+        raise click.ClickException("HUB_BROKER_URL must be a redis:// URL (or unset for the in-process worker)")
     try:
-        return Hub.create(_settings(), **kwargs)
+        return Hub.create(settings, **kwargs)
     except (PluginError, ValueError) as exc:
         raise click.ClickException(str(exc)) from None
 

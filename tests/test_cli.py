@@ -163,3 +163,9 @@ async def test_sync_command_pushes_a_file_with_progress_and_exit_codes(client, h
 def test_worker_needs_a_broker_url(tmp_path):
     result = run({"HUB_HOME": str(tmp_path), "HUB_PLUGINS": "", "HUB_BROKER_URL": None}, "worker", ok=False)
     assert result.exit_code == 1 and "hub serve` runs the jobs itself" in result.output
+
+
+def test_a_broker_url_that_is_not_redis_is_refused_up_front(tmp_path):
+    result = run({"HUB_HOME": str(tmp_path), "HUB_PLUGINS": "", "HUB_BROKER_URL": "amqp://x"}, "tenants", "list",
+                 ok=False)
+    assert result.exit_code == 1 and "must be a redis:// URL" in result.output
