@@ -174,6 +174,8 @@ async def disconnect(hub: Hub, session: AsyncSession, conn: Connection) -> bool:
     Returns whether the provider confirmed the revocation."""
     strategy = hub.registry.auth.get(conn.provider)
     revoked = False
+    # Hold no transaction while the provider is called (on SQLite it would hold the write lock).
+    await session.commit()
     try:
         if isinstance(strategy, OAuth2) and strategy.revoke_url and conn.access_token_enc:
             refresh = conn.refresh_token_enc
