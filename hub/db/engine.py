@@ -14,7 +14,23 @@ def create_engine(url: str, **kwargs) -> AsyncEngine:
     if url.startswith("postgresql://") or url.startswith("postgres://"):
         url = "postgresql+psycopg://" + url.split("://", 1)[1]
     kwargs.setdefault("pool_pre_ping", True)
-    return create_async_engine(url, **kwargs)
+    engine = create_async_engine(url, **kwargs)
+    _postgres_lock_timeout(engine)
+    return engine
+
+
+def _postgres_lock_timeout(engine: AsyncEngine) -> None:
+    """A statement waiting on a lock gives up after 30 s (as SQLite's busy timeout does) instead of
+    waiting forever behind a transaction that never ends."""
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def _connect(dbapi_connection, _record):
+        autocommit = dbapi_connection.autocommit
+        dbapi_connection.autocommit = True
+        cursor = dbapi_connection.cursor()
+        cursor.execute("SET SESSION lock_timeout = '30s'")
+        cursor.close()
+        dbapi_connection.autocommit = autocommit
 
 
 def _sqlite_transactions(engine: AsyncEngine) -> None:
