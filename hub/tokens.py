@@ -14,7 +14,7 @@ import weakref
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 
 from hub.auth import OAuth2
 from hub.db.models import Connection
@@ -69,12 +69,8 @@ async def valid_access_token(hub: Hub, connection_id: uuid.UUID) -> str:
 
 async def _refresh_locked(hub: Hub, connection_id: uuid.UUID) -> str:
     async with hub.sessionmaker() as session:
-        # Take the row lock first: FOR UPDATE on PostgreSQL; on SQLite the first write of the
-        # transaction takes the database write lock, which is as good a lock for one machine.
-        if session.bind.dialect.name == "sqlite":
-            await session.execute(
-                update(Connection).where(Connection.id == connection_id).values(status=Connection.status)
-            )
+        # The row lock: FOR UPDATE on PostgreSQL. On SQLite every transaction begins IMMEDIATE
+        # (hub.db.engine), which takes the database write lock: as good a lock on one machine.
         stmt = select(Connection).where(Connection.id == connection_id).with_for_update()
         conn = _usable((await session.scalars(stmt.execution_options(populate_existing=True))).first())
         if _is_fresh(conn, datetime.now(UTC)):  # another caller refreshed while we waited for the lock
