@@ -25,6 +25,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     """How long a running job is held before the relay gives it to another worker (its holder died)."""
     tick_seconds: float = 1.0
     """How often the relay and the scheduler look for due work."""
+    allow_private_webhook_urls: bool = False
+    """Let webhook endpoints point at private, loopback or link-local addresses (tests, a closed network)."""
+    webhook_timeout_seconds: float = 15.0
+    """An endpoint that has not answered 2xx within this is a failed attempt."""
     environ: Mapping[str, str] = msgspec.field(default_factory=dict)
     """The whole environment, for plugins that read their own variables (client ids, secrets)."""
 
@@ -48,6 +52,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             max_sync_body_bytes=int(env.get("HUB_MAX_SYNC_BODY_BYTES") or 33_554_432),
             job_lease_seconds=float(env.get("HUB_JOB_LEASE_SECONDS") or 300),
             tick_seconds=float(env.get("HUB_TICK_SECONDS") or 1.0),
+            allow_private_webhook_urls=env.get("HUB_ALLOW_PRIVATE_WEBHOOK_URLS", "").lower() in ("1", "true", "yes"),
+            webhook_timeout_seconds=float(env.get("HUB_WEBHOOK_TIMEOUT_SECONDS") or 15.0),
             environ=env,
         )
 

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import msgspec
+from sqlalchemy import select
 
+from hub.db.models import EntityMapping, Record
 from hub.errors import NotConnected, NotFound
 from hub.http import ConnectionHttp
 from hub.tokens import valid_access_token
@@ -54,6 +57,33 @@ class ConnectionContext:
         if fn is None:
             raise LookupError(f"no {direction} mapper registered for {self.provider} {entity}")
         return fn
+
+    async def external_ids(self, entity: str, internal_ids: Iterable[str]) -> dict[str, str]:
+        """Hub id -> provider id for the given hub ids that are mapped (one query per 500 ids)."""
+        return await self._lookup(EntityMapping, entity, EntityMapping.internal_id, internal_ids,
+                                  lambda m: (m.internal_id, m.external_id))
+
+    async def internal_ids(self, entity: str, external_ids: Iterable[str]) -> dict[str, str]:
+        """Provider id -> hub id for the given provider ids that are mapped."""
+        return await self._lookup(EntityMapping, entity, EntityMapping.external_id, external_ids,
+                                  lambda m: (m.external_id, m.internal_id))
+
+    async def records(self, entity: str, external_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
+        """Provider id -> the stored inbound record's data, for those the hub holds (and not deleted)."""
+        found = await self._lookup(Record, entity, Record.external_id, external_ids,
+                                   lambda r: (r.external_id, None if r.deleted else r.data))
+        return {k: v for k, v in found.items() if v is not None}
+
+    async def _lookup(self, model, entity: str, column, keys: Iterable[str], pick) -> dict:
+        keys = list(dict.fromkeys(keys))
+        found: dict = {}
+        async with self._hub.session(self.tenant_id) as session:
+            for start in range(0, len(keys), 500):
+                rows = await session.scalars(select(model).where(
+                    model.connection_id == self.connection_id, model.entity == entity,
+                    column.in_(keys[start:start + 500])))
+                found.update(pick(row) for row in rows)
+        return found
 
     def credentials(self, fields: type[msgspec.Struct]) -> Any:
         """The API-key credentials the tenant connected with, decoded into the provider's fields type."""

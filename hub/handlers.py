@@ -112,7 +112,8 @@ class InboundSync:
 
 
 class WebhookRequest(msgspec.Struct, kw_only=True):
-    """An inbound webhook as it arrived: raw bytes, lower-cased headers, and the public URL it was sent to."""
+    """An inbound webhook as it arrived: raw bytes, lower-cased headers, and the public URL it was sent
+    to (``HUB_PUBLIC_URL`` + path + query string: what a provider that signs the URL, like Twilio, signed)."""
 
     body: bytes
     headers: dict[str, str]
@@ -121,22 +122,67 @@ class WebhookRequest(msgspec.Struct, kw_only=True):
 
 
 class VerifiedEvent(msgspec.Struct, kw_only=True):
-    """One verified provider event. ``account_id`` routes it to the connection with that external account
-    id; ``event_id`` deduplicates redeliveries (None: the body hash is used)."""
+    """One provider event from a verified webhook. ``account_id`` routes it to the connection with that
+    external account id (on a per-connection URL the URL decides); ``event_id`` deduplicates redeliveries
+    (None: a hash of the body and the event's place in it)."""
 
     type: str
     payload: Any
-    account_id: str | None
+    account_id: str | None = None
     event_id: str | None = None
+
+
+class NewEvent(msgspec.Struct, kw_only=True):
+    """A normalized hub event a handler asks the hub to record (``payment.succeeded``, ``sms.received``)."""
+
+    type: str
+    data: dict[str, Any]
+
+
+class WebhookOutcome(msgspec.Struct, kw_only=True):
+    """What handling one provider event changes. The hub applies all of it in one transaction together
+    with marking the event processed, so a retried handler never records an event twice."""
+
+    records: dict[str, list[InboundRecord]] = {}
+    """Entity -> records to store (latest version per external id), as an inbound read would."""
+    deleted: dict[str, list[str]] = {}
+    """Entity -> external ids the provider reports deleted."""
+    events: list[NewEvent] = []
+    syncs: list[str] = []
+    """Inbound entities to read incrementally now (a push notification that only says "something changed")."""
+
+
+class WebhookReply(msgspec.Struct, kw_only=True):
+    """What the hub answers the provider once the events are stored (Twilio expects TwiML)."""
+
+    status: int = 200
+    body: bytes = b'{"received":true}'
+    content_type: str = "application/json"
 
 
 @dataclass(frozen=True, kw_only=True)
 class WebhookVerifier:
-    """Checks an inbound webhook (raise ``Unauthorized`` on a bad signature) and returns its events."""
+    """Inbound webhooks of one provider, at ``POST /v1/webhooks/{provider}`` (events routed by their
+    ``account_id``) and ``POST /v1/webhooks/{provider}/{connection_id}`` (for secrets kept per connection).
+
+    ``verify(request, connection)`` checks the signature over the raw bytes and raises ``Unauthorized``
+    when it does not hold (compare in constant time; refuse stale timestamps where the provider signs one;
+    accept every active secret). ``connection`` is the connection of a per-connection URL, else None.
+    It may be a coroutine function. ``parse(request)`` then returns the body's events; anything it raises
+    means the (authentic) body is unusable: it is stored as failed with the reason.
+    ``handle(connection, event)`` runs later in a retried job and returns what the event changes.
+    """
 
     provider: str
-    verify: Callable[[WebhookRequest], Awaitable[Sequence[VerifiedEvent]]]
-    handle: Callable[[ConnectionContext, VerifiedEvent], Awaitable[None]] | None = None
+    verify: Callable[[WebhookRequest, ConnectionContext | None], Awaitable[None] | None]
+    parse: Callable[[WebhookRequest], Sequence[VerifiedEvent]]
+    handle: Callable[[ConnectionContext, VerifiedEvent], Awaitable[WebhookOutcome | None]] | None = None
+    reply: Callable[[WebhookRequest, Sequence[VerifiedEvent]], WebhookReply] | None = None
+    """The answer in the provider's format; None: 200 ``{"received": true}``."""
+    sample: Callable[[str, str], WebhookRequest] | None = None
+    """``sample(event_type, url)``: a correctly signed example webhook (``hub webhooks send-test``)."""
+    per_connection: bool = False
+    """Only the per-connection URL is accepted (the secret belongs to the connection)."""
     max_body_bytes: int = 1_048_576
 
 

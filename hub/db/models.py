@@ -275,6 +275,100 @@ class Event(TenantOwned, Base):
     occurred_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
+class WebhookInbox(Base):
+    """Every verified inbound provider webhook event, stored before the hub answers. Unique on (provider,
+    the provider's event id or a hash of the body), so a redelivery is a no-op. ``tenant_id`` and
+    ``connection_id`` are None while the event routes to no connection (``unrouted``)."""
+
+    __tablename__ = "webhook_inbox"
+    __table_args__ = (
+        Index("uq_webhook_inbox_dedup", "provider", "dedup_key", unique=True),
+        Index("ix_webhook_inbox_tenant_received", "tenant_id", "received_at"),
+        Index("ix_webhook_inbox_status_received", "status", "received_at"),
+    )
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    provider: Mapped[str] = mapped_column(String(64))
+    dedup_key: Mapped[str] = mapped_column(String(255))
+    event_type: Mapped[str | None] = mapped_column(String(200))
+    account_id: Mapped[str | None] = mapped_column(String(255))
+    tenant_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    connection_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("connections.id", ondelete="SET NULL"))
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    """pending (queued for its handler), processed, failed, unrouted."""
+    payload: Mapped[Any | None] = mapped_column(JSONType)
+    body: Mapped[str | None] = mapped_column(Text)
+    """The raw body, kept only when it could not be parsed (truncated), so the operator can see why."""
+    attempts: Mapped[int] = mapped_column(default=0)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    job_id: Mapped[uuid.UUID | None]
+    received_at: Mapped[datetime] = mapped_column(default=utcnow)
+    processed_at: Mapped[datetime | None]
+
+
+class WebhookEndpoint(TenantOwned, Base):
+    """A tenant's URL that receives its events, signed (Standard Webhooks) with the endpoint's secret."""
+
+    __tablename__ = "webhook_endpoints"
+    __table_args__ = (Index("ix_webhook_endpoints_tenant_id", "tenant_id"),)
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    url: Mapped[str] = mapped_column(Text)
+    description: Mapped[str | None] = mapped_column(Text)
+    event_types: Mapped[list[Any]] = mapped_column(JSONType, default=list)
+    """Patterns: exact names or wildcards (``payment.*``, ``*``)."""
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    disabled_reason: Mapped[str | None] = mapped_column(Text)
+    disabled_at: Mapped[datetime | None]
+    secret_enc: Mapped[str] = mapped_column(Text)
+    previous_secret_enc: Mapped[str | None] = mapped_column(Text)
+    previous_secret_expires_at: Mapped[datetime | None]
+    """Until then, deliveries are signed with both the new and the previous secret."""
+    consecutive_failures: Mapped[int] = mapped_column(default=0)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class WebhookDelivery(TenantOwned, Base):
+    """One event to one endpoint: a queue row of its own. ``next_attempt_at`` is when it is due (retries
+    wait here, so a restart loses none); ``locked_until`` is the lease of the worker sending it."""
+
+    __tablename__ = "webhook_deliveries"
+    __table_args__ = (
+        Index("ix_webhook_deliveries_due", "status", "next_attempt_at"),
+        Index("ix_webhook_deliveries_endpoint_created", "endpoint_id", "created_at"),
+        Index("ix_webhook_deliveries_event", "event_id"),
+    )
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    endpoint_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("webhook_endpoints.id", ondelete="CASCADE"))
+    event_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("events.id", ondelete="CASCADE"))
+    event_type: Mapped[str] = mapped_column(String(100))
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    """pending (due at ``next_attempt_at``), succeeded, failed (out of attempts or endpoint gone)."""
+    attempts: Mapped[int] = mapped_column(default=0)
+    next_attempt_at: Mapped[datetime | None] = mapped_column(default=utcnow)
+    locked_until: Mapped[datetime | None]
+    last_status_code: Mapped[int | None]
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    finished_at: Mapped[datetime | None]
+
+
+class WebhookAttempt(TenantOwned, Base):
+    """Every attempt of a delivery: what the endpoint answered and how long it took."""
+
+    __tablename__ = "webhook_attempts"
+    __table_args__ = (Index("ix_webhook_attempts_delivery", "delivery_id", "attempt"),)
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    delivery_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("webhook_deliveries.id", ondelete="CASCADE"))
+    endpoint_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("webhook_endpoints.id", ondelete="CASCADE"))
+    attempt: Mapped[int]
+    attempted_at: Mapped[datetime] = mapped_column(default=utcnow)
+    status_code: Mapped[int | None]
+    duration_ms: Mapped[int | None]
+    error: Mapped[str | None] = mapped_column(Text)
+    response_body: Mapped[str | None] = mapped_column(Text)
+    """The first 2 KB of the endpoint's answer."""
+
+
 class Counter(Base):
     """Monotonic counters (change cursors). ``UPDATE ... RETURNING`` hands out ranges on both backends."""
 

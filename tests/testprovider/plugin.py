@@ -186,7 +186,10 @@ def hub_register_syncs(register, config):
 
 @hookimpl
 def hub_register_webhook_verifiers(register):
-    async def verify(request):
+    def verify(request, connection):
+        pass
+
+    def parse(request):
         return [VerifiedEvent(type="test.event", payload=request.body.decode(), account_id="acct-42")]
 
-    register(WebhookVerifier(provider="testoauth", verify=verify))
+    register(WebhookVerifier(provider="testoauth", verify=verify, parse=parse))
