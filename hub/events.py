@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from hub.counters import reserve
 from hub.db.models import Event, utcnow
+from hub.webhooks.fanout import fan_out
 
 
 class EventOut(msgspec.Struct, kw_only=True):
@@ -36,6 +37,7 @@ async def record_event(
                   occurred_at=utcnow())
     session.add(event)
     await session.flush()
+    await fan_out(session, event)  # one delivery per matching webhook endpoint, in this transaction
     return event
 
 

@@ -7,18 +7,22 @@ import logging
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from hub.config import Settings
 from hub.db.engine import create_engine, create_sessionmaker
+from hub.db.models import utcnow
 from hub.db.tenancy import scope_to_tenant
 from hub.home import ensure_home, new_token, read_or_create_secret
 from hub.http import ProviderHttp
 from hub.plugins import Registry, load_plugins
 from hub.throttle import create_throttle
 from hub.vault import Vault, generate_key
+from hub.webhooks.delivery import Outbound
+from hub.webhooks.fanout import CLOCK_KEY, WAKE_KEY
 
 log = logging.getLogger("hub")
 
@@ -53,6 +57,14 @@ class Hub:
     admin_token: str
     dispatch: Callable[[uuid.UUID], None] | None = None
     """Sends a committed job to the workers; None where nothing listens (the relay sends it later)."""
+    clock: Callable[[], datetime] = utcnow
+    """Now, as an aware UTC datetime: when webhook deliveries are due. Tests set a clock they control."""
+    webhooks: Outbound = field(default=None)  # type: ignore[assignment]
+    """Outgoing webhooks: the address guard and the wake-up of this process's sender."""
+
+    def __post_init__(self) -> None:
+        if self.webhooks is None:
+            self.webhooks = Outbound(self.settings)
 
     @classmethod
     def create(
@@ -81,6 +93,8 @@ class Hub:
         """A unit of work: commits when the block ends cleanly, rolls back when it raises."""
         async with self.sessionmaker() as session:
             session.info["hub_dispatch"] = self.dispatch
+            session.info[CLOCK_KEY] = self.clock
+            session.info[WAKE_KEY] = self.webhooks.wake
             if tenant_id is not None:
                 scope_to_tenant(session, tenant_id)
             try:

@@ -13,7 +13,7 @@ from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme
 
 from hub import __version__
-from hub.api import admin, connections, health, oauth, providers, syncs, tenant
+from hub.api import admin, connections, health, oauth, providers, syncs, tenant, webhook_endpoints
 from hub.api.deps import provide_admin_db, provide_hub, provide_tenant_db, provide_tenant_id, require_admin
 from hub.api.errors import EXCEPTION_HANDLERS
 from hub.db.migrate import upgrade_async
@@ -49,6 +49,7 @@ def create_app(
         path="/",
         route_handlers=[
             connections.ConnectionController, tenant.get_own_tenant, tenant.patch_own_tenant,
+            webhook_endpoints.WebhookEndpointController, webhook_endpoints.publish_event,
             # records to push can be many: this router's body limit is the larger one
             Router(path="/", route_handlers=[syncs.SyncController],
                    request_max_body_size=hub.settings.max_sync_body_bytes),

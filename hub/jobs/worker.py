@@ -3,7 +3,7 @@
 - ``hub serve`` with no ``HUB_BROKER_URL``: ``EmbeddedJobs`` runs an in-process Dramatiq worker (stub
   broker) and the relay inside the server process, so one command runs everything.
 - ``HUB_BROKER_URL=redis://...``: ``hub serve`` only sends (``SendOnlyJobs``); ``hub worker`` processes on
-  any machine run ``WorkerRuntime`` and the relay.
+  any machine run ``WorkerRuntime``, the relay and the webhook sender.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from hub.jobs.broker import (
     relay_forever,
     run_in_worker_process,
 )
+from hub.webhooks.delivery import deliver_forever
 
 log = logging.getLogger("hub.jobs")
 
@@ -73,7 +74,7 @@ class SendOnlyJobs(Background):
         self._broker = create_broker(settings)
         hub.dispatch = Dispatcher(declare_actor(self._broker, None))
         self._stop = asyncio.Event()
-        self._relay = asyncio.create_task(relay_forever(hub, self._stop)) if self.relay else None
+        self._relay = asyncio.create_task(_background_loops(hub, self._stop)) if self.relay else None
 
     async def stop(self) -> None:
         self._stop.set()
@@ -85,7 +86,8 @@ class SendOnlyJobs(Background):
 class EmbeddedJobs(Background):
     """Embedded mode: an in-process Dramatiq worker (stub broker) whose threads run each job on the server's
     own event loop, with the server's Hub: one database pool and one throttle per provider connection,
-    so API calls and syncs share the provider's declared limits. The relay runs on that loop too."""
+    so API calls and syncs share the provider's declared limits. The relay and the webhook sender run on
+    that loop too."""
 
     def __init__(self, threads: int = 4) -> None:
         self.threads = threads
@@ -101,7 +103,7 @@ class EmbeddedJobs(Background):
         self.worker = dramatiq.Worker(self.broker, queues={QUEUE}, worker_threads=self.threads)
         self.worker.start()
         self.stop_event = asyncio.Event()
-        self.relay = asyncio.create_task(relay_forever(hub, self.stop_event))
+        self.relay = asyncio.create_task(_background_loops(hub, self.stop_event))
 
     async def stop(self) -> None:
         self.stop_event.set()
@@ -109,6 +111,11 @@ class EmbeddedJobs(Background):
         # In a thread: the worker threads wait for jobs that need this loop to finish.
         await asyncio.to_thread(self.worker.stop)
         self.broker.close()
+
+
+async def _background_loops(hub, stop: asyncio.Event) -> None:
+    """What runs where jobs run, until ``stop``: the relay (and scheduler) and the webhook sender."""
+    await asyncio.gather(relay_forever(hub, stop), deliver_forever(hub, stop))
 
 
 def background_for(settings: Settings) -> Background:
@@ -131,7 +138,7 @@ def run_worker(settings: Settings, make_hub: Callable[[], object], threads: int)
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
         try:
-            await relay_forever(hub, stop)
+            await _background_loops(hub, stop)
         finally:
             await hub.aclose()
 

@@ -1,0 +1,59 @@
+"""Fan-out: each event becomes one delivery per enabled endpoint of its tenant whose patterns match.
+
+Runs inside ``record_event``, in the transaction that records the event, so an event and its deliveries
+commit together or not at all: one query for the tenant's enabled endpoints, one bulk insert. After that
+transaction commits, the sender in this process (if one runs) is woken; senders elsewhere find the rows
+on their next poll.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from sqlalchemy import event as sa_event
+from sqlalchemy import insert, select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
+
+from hub.db.models import Event, WebhookDelivery, WebhookEndpoint, utcnow
+from hub.webhooks.patterns import matches
+
+WAKE_KEY = "hub_wake_webhooks"
+CLOCK_KEY = "hub_clock"
+_PENDING_KEY = "hub_webhooks_queued"
+
+
+async def fan_out(session: AsyncSession, event: Event) -> int:
+    """Queue the event for every matching endpoint; returns how many deliveries it queued."""
+    rows = (await session.execute(
+        select(WebhookEndpoint.id, WebhookEndpoint.event_types)
+        .where(WebhookEndpoint.tenant_id == event.tenant_id, WebhookEndpoint.enabled.is_(True))
+    )).all()
+    endpoint_ids = [row.id for row in rows if matches(row.event_types, event.type)]
+    if not endpoint_ids:
+        return 0
+    now = session.info.get(CLOCK_KEY, utcnow)()
+    await session.execute(insert(WebhookDelivery), [
+        {"id": uuid.uuid4(), "tenant_id": event.tenant_id, "endpoint_id": endpoint_id, "event_id": event.id,
+         "event_type": event.type, "status": "pending", "attempts": 0, "next_attempt_at": now,
+         "created_at": now}
+        for endpoint_id in endpoint_ids
+    ])
+    queued(session)
+    return len(endpoint_ids)
+
+
+def queued(session: AsyncSession) -> None:
+    """Deliveries became due in this transaction: wake the sender once it commits."""
+    session.info[_PENDING_KEY] = True
+
+
+@sa_event.listens_for(Session, "after_commit")
+def _wake_sender(session: Session) -> None:
+    if session.info.pop(_PENDING_KEY, False) and (wake := session.info.get(WAKE_KEY)) is not None:
+        wake()
+
+
+@sa_event.listens_for(Session, "after_rollback")
+def _forget(session: Session) -> None:
+    session.info.pop(_PENDING_KEY, None)
