@@ -91,10 +91,9 @@ class Outbound:
         self.backend = backend
         self._senders: list[tuple[asyncio.AbstractEventLoop, asyncio.Event]] = []
 
-    def client(self, max_connections: int) -> httpx.AsyncClient:
-        limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections,
-                              keepalive_expiry=30)
-        return httpx.AsyncClient(transport=GuardedTransport(self.guard, backend=self.backend, limits=limits),
+    def client(self, connections_per_endpoint: int) -> httpx.AsyncClient:
+        transport = GuardedTransport(self.guard, backend=self.backend, connections_per_origin=connections_per_endpoint)
+        return httpx.AsyncClient(transport=transport,
                                  timeout=httpx.Timeout(self.timeout), follow_redirects=False, trust_env=False,
                                  headers={"user-agent": USER_AGENT})
 
@@ -385,7 +384,7 @@ class Sender:
     @contextlib.asynccontextmanager
     async def running(self):
         """Open the HTTP client and the writer; on the way out, finish (or hand back) what is held."""
-        self._client = self.outbound.client(self.max_in_flight)
+        self._client = self.outbound.client(self.per_endpoint)
         writer = asyncio.create_task(self._write_forever())
         try:
             yield self

@@ -22,6 +22,7 @@ import contextlib
 import ipaddress
 import socket
 import typing
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterable
 
 import httpcore
@@ -175,18 +176,36 @@ def _httpx_errors() -> typing.Iterator[None]:
 
 
 class GuardedTransport(httpx.AsyncBaseTransport):
-    """An httpx transport over a connection pool whose every connection goes through ``GuardedBackend``."""
+    """An httpx transport whose every connection goes through ``GuardedBackend``.
+
+    One small connection pool per origin rather than one big pool: httpcore matches each queued request
+    against every connection of its pool, which costs O(requests x connections) per event and dominated
+    the sender's time with a hundred requests in flight; the sender caps the requests per endpoint anyway.
+    Pools idle longest are closed beyond ``max_pools``."""
 
     def __init__(self, guard: AddressGuard, *, backend: httpcore.AsyncNetworkBackend | None = None,
-                 limits: httpx.Limits | None = None) -> None:
-        limits = limits or httpx.Limits(max_connections=512, max_keepalive_connections=256, keepalive_expiry=30)
-        self._pool = httpcore.AsyncConnectionPool(
-            ssl_context=httpx.create_ssl_context(trust_env=False),
-            max_connections=limits.max_connections,
-            max_keepalive_connections=limits.max_keepalive_connections,
-            keepalive_expiry=limits.keepalive_expiry,
-            network_backend=GuardedBackend(guard, backend),
-        )
+                 connections_per_origin: int = 8, max_pools: int = 1024, keepalive_expiry: float = 30.0) -> None:
+        self._backend = GuardedBackend(guard, backend)
+        self._ssl_context = httpx.create_ssl_context(trust_env=False)
+        self._per_origin = connections_per_origin
+        self._max_pools = max_pools
+        self._keepalive_expiry = keepalive_expiry
+        self._pools: OrderedDict[tuple[bytes, bytes, int | None], httpcore.AsyncConnectionPool] = OrderedDict()
+
+    async def _pool(self, url: httpx.URL) -> httpcore.AsyncConnectionPool:
+        origin = (url.raw_scheme, url.raw_host, url.port)
+        pool = self._pools.get(origin)
+        if pool is None:
+            pool = self._pools[origin] = httpcore.AsyncConnectionPool(
+                ssl_context=self._ssl_context, max_connections=self._per_origin,
+                max_keepalive_connections=self._per_origin, keepalive_expiry=self._keepalive_expiry,
+                network_backend=self._backend)
+            while len(self._pools) > self._max_pools:
+                _, oldest = self._pools.popitem(last=False)
+                await oldest.aclose()
+        else:
+            self._pools.move_to_end(origin)
+        return pool
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         assert isinstance(request.stream, httpx.AsyncByteStream)
@@ -198,10 +217,13 @@ class GuardedTransport(httpx.AsyncBaseTransport):
             content=request.stream,
             extensions=request.extensions,
         )
+        pool = await self._pool(request.url)
         with _httpx_errors():
-            response = await self._pool.handle_async_request(core_request)
+            response = await pool.handle_async_request(core_request)
         return httpx.Response(status_code=response.status, headers=response.headers,
                               stream=_ResponseStream(response.stream), extensions=response.extensions)
 
     async def aclose(self) -> None:
-        await self._pool.aclose()
+        pools, self._pools = list(self._pools.values()), OrderedDict()
+        for pool in pools:
+            await pool.aclose()
