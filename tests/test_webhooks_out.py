@@ -291,3 +291,14 @@ async def test_redeliver_and_recover_send_failed_deliveries_again_with_the_same_
     assert len(final[newest["id"]]["attempt_log"]) == 9
     assert (await client.post(f"{base}/recover", params={"since": since}, headers=tenant.headers)).json() == {
         "recovered": 0}
+
+
+async def test_a_nul_character_is_refused_alike_on_every_backend(client, hub, tenant, receiver):
+    for path, body in [("/v1/events", {"type": "job.created", "data": {"note": "a\u0000b"}}),
+                       ("/v1/events", {"type": "job.created", "data": {"k\u0000": [1, {"x": "\u0000"}]}}),
+                       ("/v1/webhook-endpoints", {"url": receiver.url, "description": "x\u0000"})]:
+        response = await client.post(path, json=body, headers=tenant.headers)
+        assert response.status_code == 400 and response.json()["error"]["code"] == "invalid_character", body
+    fine = await client.post("/v1/events", json={"type": "job.created", "data": {"note": "\\u0000 as text"}},
+                             headers=tenant.headers)
+    assert fine.status_code == 201 and fine.json()["data"] == {"note": "\\u0000 as text"}

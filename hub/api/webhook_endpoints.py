@@ -33,6 +33,23 @@ EndpointId = FromPath[uuid.UUID]
 DeliveryId = FromPath[uuid.UUID]
 
 
+def _no_nul(value: object) -> None:
+    """A NUL character cannot be stored in PostgreSQL's text or JSONB: refuse it on every backend alike."""
+    if _has_nul(msgspec.to_builtins(value)):
+        raise InvalidRequest("the request holds a NUL character (\\u0000), which cannot be stored",
+                             code="invalid_character")
+
+
+def _has_nul(value: object) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_nul(v) for v in value)
+    return False
+
+
 class WebhookEndpointController(Controller):
     path = "/v1/webhook-endpoints"
     tags = ["webhooks"]
@@ -40,6 +57,7 @@ class WebhookEndpointController(Controller):
     @post("/", status_code=201, summary="Create an endpoint; the response shows its signing secret, once")
     async def create_endpoint(self, hub: HubDep, db: Db, tenant_id: TenantId,
                               data: JSONBody[EndpointIn]) -> EndpointCreated:
+        _no_nul(data)
         endpoint, secret = await service.create_endpoint(
             hub, db, tenant_id, url=data.url, event_types=data.event_types, description=data.description,
             enabled=data.enabled)
@@ -58,6 +76,7 @@ class WebhookEndpointController(Controller):
     @patch("/{endpoint_id:uuid}", summary="Change the URL, event types, description or enabled")
     async def update_endpoint(self, hub: HubDep, db: Db, tenant_id: TenantId, endpoint_id: EndpointId,
                      data: JSONBody[EndpointPatch]) -> EndpointOut:
+        _no_nul(data)
         endpoint = await service.get_endpoint(db, tenant_id, endpoint_id)
         changes = {k: v for k, v in msgspec.structs.asdict(data).items() if v is not msgspec.UNSET}
         await service.update_endpoint(hub, db, endpoint, changes)
@@ -123,4 +142,5 @@ class WebhookEndpointController(Controller):
 async def publish_event(db: Db, tenant_id: TenantId, data: JSONBody[EventIn]) -> EventOut:
     if not valid_event_type(data.type):
         raise InvalidRequest("type must be a dotted lowercase name such as invoice.paid", code="invalid_event_type")
+    _no_nul(data.data)
     return event_out(await record_event(db, tenant_id, data.type, data.data))

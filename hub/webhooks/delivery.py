@@ -304,8 +304,9 @@ class Sender:
         claim = self._tasks.pop(task)
         self._started.discard(claim.id)
         self.held[claim.endpoint_id] -= 1
-        if self.held[claim.endpoint_id] <= 0:
+        if self.held[claim.endpoint_id] <= 0:  # nothing of this endpoint's is held or waiting for its slots
             del self.held[claim.endpoint_id]
+            self._slots.pop(claim.endpoint_id, None)
         self._room.set()
 
     # -- writing answers --------------------------------------------------------------------------------
