@@ -20,6 +20,7 @@ from tests.testprovider.server import FakeProvider
 
 ADMIN_TOKEN = "admin-token-for-tests-0123456789"
 ENCRYPTION_KEY = "q0eDJi4JuQkMDdFs3nXgBEpm-bDDdH8xd_IoFhPkW2c"
+WEBHOOK_SECRETS = "whsec-test-old,whsec-test-new"
 PG_URL = os.environ.get("HUB_TEST_DATABASE_URL")
 IN_CI = os.environ.get("CI") == "true"
 
@@ -61,7 +62,7 @@ def settings(database_url: str, provider: FakeProvider, tmp_path: Path) -> Setti
     return Settings(
         home=tmp_path / "home", database_url=database_url, encryption_keys=(ENCRYPTION_KEY,),
         admin_token=ADMIN_TOKEN, public_url="http://127.0.0.1:8000",
-        environ={"TESTPROVIDER_URL": provider.url},
+        environ={"TESTPROVIDER_URL": provider.url, "TESTOAUTH_WEBHOOK_SECRETS": WEBHOOK_SECRETS},
     )
 
 
