@@ -71,8 +71,14 @@ def make_hub(settings: Settings) -> Hub:
 
 
 @pytest.fixture
-async def hub(settings: Settings):
-    instance = make_hub(settings)
+def hub_factory():
+    """How every Hub of a test is made (the app's, and Redis-mode workers'): override to load other plugins."""
+    return make_hub
+
+
+@pytest.fixture
+async def hub(settings: Settings, hub_factory):
+    instance = hub_factory(settings)
     await upgrade_async(instance.engine)
     yield instance
     await instance.aclose()
@@ -169,7 +175,7 @@ class Jobs:
 
 
 @pytest.fixture(params=["embedded", pytest.param("redis", marks=pytest.mark.redis)])
-def jobs(request, settings: Settings):
+def jobs(request, settings: Settings, hub_factory):
     """Real Dramatiq workers for the hub's jobs, started with the app (see ``background``) as ``hub serve``
     runs them: on the embedded default, an in-process worker on the app's own loop; with Redis, the app
     only sends (and relays) while worker threads with a Hub of their own run them, as ``hub worker`` does."""
@@ -185,7 +191,7 @@ def jobs(request, settings: Settings):
     for key in client.scan_iter("hub:*"):  # a previous run's queue, not other tests' keys
         client.delete(key)
     worker_settings = Settings(**{**_fields(settings), "broker_url": url})
-    runtime = WorkerRuntime(worker_settings, lambda: make_hub(worker_settings), threads=4)
+    runtime = WorkerRuntime(worker_settings, lambda: hub_factory(worker_settings), threads=4)
     runtime.start()
     try:
         yield Jobs(SendOnlyJobs(relay=True, broker_url=url), runtime)

@@ -38,6 +38,7 @@ OUTBOX_KEY = "hub_outbox"
 JOB_KINDS: dict[str, tuple[str, str | None]] = {
     "sync.run": ("hub.sync.engine:run_sync", "hub.sync.engine:run_gave_up"),
     "webhook.process": ("hub.webhooks.process:process_webhook", "hub.webhooks.process:webhook_gave_up"),
+    "event.observe": ("hub.observers:observe", None),
 }
 
 
