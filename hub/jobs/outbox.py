@@ -14,11 +14,11 @@ import logging
 import random
 import re
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import event, or_, select, update
+from sqlalchemy import event, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
@@ -82,6 +82,27 @@ def enqueue(
     if due and dispatch is not None:
         session.info.setdefault(OUTBOX_KEY, []).append(job.id)
     return job
+
+
+async def enqueue_many(
+    session: AsyncSession, kind: str, jobs: Sequence[tuple[uuid.UUID, dict[str, Any], uuid.UUID | None]], *,
+    max_attempts: int = 8,
+) -> None:
+    """``enqueue`` for many jobs of one kind, due now — (id, payload, tenant id) each — in one INSERT."""
+    if kind not in JOB_KINDS:
+        raise ValueError(f"no job handler for {kind!r}")
+    if not jobs:
+        return
+    moment = now()
+    dispatch = session.info.get("hub_dispatch")
+    await session.execute(insert(Job.__table__), [
+        {"id": job_id, "tenant_id": tenant_id, "kind": kind, "payload": payload, "status": "pending",
+         "attempts": 0, "max_attempts": max_attempts, "run_at": moment,
+         "sent_at": moment if dispatch is not None else None, "created_at": moment, "updated_at": moment}
+        for job_id, payload, tenant_id in jobs
+    ])
+    if dispatch is not None:
+        session.info.setdefault(OUTBOX_KEY, []).extend(job_id for job_id, _, _ in jobs)
 
 
 @event.listens_for(Session, "after_commit")
