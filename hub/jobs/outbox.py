@@ -18,7 +18,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import event, insert, or_, select, update
+from sqlalchemy import event, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
@@ -84,25 +84,20 @@ def enqueue(
     return job
 
 
-async def enqueue_many(
-    session: AsyncSession, kind: str, jobs: Sequence[tuple[uuid.UUID, dict[str, Any], uuid.UUID | None]], *,
-    max_attempts: int = 8,
-) -> None:
-    """``enqueue`` for many jobs of one kind, due now — (id, payload, tenant id) each — in one INSERT."""
+def job_rows(kind: str, jobs: Sequence[tuple[uuid.UUID, dict[str, Any], uuid.UUID | None]], *,
+             max_attempts: int = 8, sent: bool = False) -> list[dict[str, Any]]:
+    """Rows of the ``jobs`` table for many jobs of one kind due now — (id, payload, tenant id) each — for
+    a caller that inserts them in bulk in its own transaction and, with ``sent``, nudges the workers
+    about each id once it commits (as ``enqueue`` does after commit)."""
     if kind not in JOB_KINDS:
         raise ValueError(f"no job handler for {kind!r}")
-    if not jobs:
-        return
     moment = now()
-    dispatch = session.info.get("hub_dispatch")
-    await session.execute(insert(Job.__table__), [
+    return [
         {"id": job_id, "tenant_id": tenant_id, "kind": kind, "payload": payload, "status": "pending",
-         "attempts": 0, "max_attempts": max_attempts, "run_at": moment,
-         "sent_at": moment if dispatch is not None else None, "created_at": moment, "updated_at": moment}
+         "attempts": 0, "max_attempts": max_attempts, "run_at": moment, "sent_at": moment if sent else None,
+         "created_at": moment, "updated_at": moment}
         for job_id, payload, tenant_id in jobs
-    ])
-    if dispatch is not None:
-        session.info.setdefault(OUTBOX_KEY, []).extend(job_id for job_id, _, _ in jobs)
+    ]
 
 
 @event.listens_for(Session, "after_commit")

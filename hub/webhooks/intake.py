@@ -31,7 +31,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from hub.counters import NEXT_VALUE
 from hub.db.engine import create_blocking_engine
 from hub.db.models import Connection, Job, WebhookInbox
-from hub.jobs.outbox import describe, now
+from hub.jobs.outbox import describe, job_rows
 
 if TYPE_CHECKING:
     from hub.runtime import Hub
@@ -160,14 +160,10 @@ class Intake:
             rows = [row for submission in batch for row in submission.rows]
             stmt = _INSERT_NEW["postgresql" if conn.dialect.name == "postgresql" else "sqlite"]
             inserted = set(conn.execute(stmt, rows).scalars().all())
-            moment = now()
-            jobs = [
-                {"id": row["job_id"], "tenant_id": row["tenant_id"], "kind": PROCESS_JOB,
-                 "payload": {"inbox_id": str(row["id"])}, "status": "pending", "attempts": 0,
-                 "max_attempts": MAX_ATTEMPTS, "run_at": moment, "sent_at": moment if dispatching else None,
-                 "created_at": moment, "updated_at": moment}
+            jobs = job_rows(PROCESS_JOB, [
+                (row["job_id"], {"inbox_id": str(row["id"])}, row["tenant_id"])
                 for row in rows if row["id"] in inserted and row["status"] == "pending"
-            ]
+            ], max_attempts=MAX_ATTEMPTS, sent=dispatching)
             if jobs:
                 conn.execute(insert(Job.__table__), jobs)
         return inserted, [job["id"] for job in jobs] if dispatching else []
