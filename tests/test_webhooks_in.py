@@ -240,3 +240,20 @@ async def test_per_connection_webhooks_verify_against_the_public_url_and_answer_
     assert (await client.post(f"/v1/webhooks/testkeys/{uuid.uuid4()}", content=body,
                               headers=signed)).status_code == 404
     assert await count(hub, Event, Event.type == "sms.received") == 1
+
+
+async def test_an_event_the_database_cannot_hold_is_kept_as_failed_not_a_500(client, hub, tenant, database_url):
+    await connect(client, tenant)
+    # Valid JSON, but PostgreSQL's jsonb takes no \u0000; SQLite stores it as it is.
+    body = b'{"id": "evt_nul", "type": "payment.created", "account": "acct-42", ' \
+           b'"data": {"id": "pay_nul", "amount": "1.00", "note": "a\\u0000b"}}'
+
+    answer = await post(client, None, body=body)
+
+    assert answer.status_code == 200
+    [row] = await inbox_rows(hub)
+    if database_url.startswith("postgresql"):
+        assert row.status == "failed" and row.payload is None and "\\u0000" in row.body
+        assert row.last_error.startswith("the database refused the event: DataError")
+    else:
+        assert row.payload["note"] == "a\x00b"

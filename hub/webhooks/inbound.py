@@ -92,10 +92,13 @@ async def receive(
             raise TypeError("parse must return VerifiedEvent objects")
         rows = [_row(provider, event, index, body_hash) for index, event in enumerate(events)]
     except Exception as exc:
-        events, rows = [], [_unparseable(provider, body, body_hash, describe(exc))]
+        events, rows = [], [_unparseable(provider, body, body_hash, f"unparseable body: {describe(exc)}")]
         log.warning("%s webhook verified but could not be parsed: %s", provider, rows[0]["last_error"])
 
-    inserted = await hub.webhook_intake.store(provider, rows, conn)
+    def unstorable(reason: str) -> dict[str, Any]:
+        return _unparseable(provider, body.replace(b"\x00", b""), body_hash, reason)
+
+    inserted = await hub.webhook_intake.store(provider, rows, conn, unstorable)
     reply = verifier.reply(request, events) if verifier.reply is not None else WebhookReply()
     return Received(reply=reply, stored=len(inserted), duplicates=len(rows) - len(inserted))
 
@@ -120,5 +123,5 @@ def _unparseable(provider: str, body: bytes, body_hash: str, reason: str) -> dic
     return {
         "id": uuid.uuid4(), "provider": provider, "dedup_key": f"sha256:{body_hash}", "event_type": None,
         "account_id": None, "payload": None, "body": body.decode("utf-8", "replace")[:KEPT_BODY_CHARS],
-        "status": "failed", "last_error": f"unparseable body: {reason}", "job_id": None, "received_at": utcnow(),
+        "status": "failed", "last_error": reason, "job_id": None, "received_at": utcnow(),
     }

@@ -20,13 +20,14 @@ import asyncio
 import logging
 import uuid
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection as Connection_
 from sqlalchemy import Engine, insert, select
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import DataError
 
 from hub.counters import NEXT_VALUE
 from hub.db.engine import create_blocking_engine
@@ -46,10 +47,14 @@ MAX_BATCH_ROWS = 500  # 14 columns a row: well within SQLite's 32,766 bound para
 class Submission:
     """One request's rows: routed by the writer (unless the URL named the connection)."""
 
-    def __init__(self, provider: str, rows: list[dict[str, Any]], connection: Connection | None) -> None:
+    def __init__(self, provider: str, rows: list[dict[str, Any]], connection: Connection | None,
+                 unstorable: Callable[[str], dict[str, Any]] | None) -> None:
         self.provider = provider
         self.rows = rows
         self.connection = connection
+        self.unstorable = unstorable
+        """Builds the row that keeps the request as ``failed`` when the database refuses its events
+        (PostgreSQL takes no NUL character in JSON or text)."""
         self.future: asyncio.Future[set[uuid.UUID]] = asyncio.get_running_loop().create_future()
 
 
@@ -64,9 +69,10 @@ class Intake:
         self._engine: Engine | None = None
         self._thread: ThreadPoolExecutor | None = None
 
-    async def store(self, provider: str, rows: list[dict[str, Any]], connection: Connection | None) -> set[uuid.UUID]:
+    async def store(self, provider: str, rows: list[dict[str, Any]], connection: Connection | None,
+                    unstorable: Callable[[str], dict[str, Any]] | None = None) -> set[uuid.UUID]:
         """Store the rows (routed, deduplicated) and queue their jobs; returns the ids that were new."""
-        submission = Submission(provider, rows, connection)
+        submission = Submission(provider, rows, connection, unstorable)
         self._waiting.append(submission)
         self._nudge()
         return await submission.future
@@ -119,14 +125,14 @@ class Intake:
             inserted = await self._write(batch, rejections)
         except Exception as exc:
             if len(batch) == 1 and not rejections:
-                _settle(batch[0], exc)
+                await self._write_alone(batch[0], exc)
                 return
             log.warning("a batch of %d webhooks failed (%s); writing them one by one", len(batch), describe(exc))
             for submission in batch:
                 try:
                     _settle(submission, await self._write([submission], Counter()))
                 except Exception as single:
-                    _settle(submission, single)
+                    await self._write_alone(submission, single)
             try:
                 await self._write([], rejections)
             except Exception as counting:
@@ -134,6 +140,19 @@ class Intake:
             return
         for submission in batch:
             _settle(submission, inserted)
+
+    async def _write_alone(self, submission: Submission, error: Exception) -> None:
+        """A request whose rows the database refused: keep it as a failed row with the reason, if the
+        database refused its data (not if it is down)."""
+        if not isinstance(error, DataError) or submission.unstorable is None:
+            _settle(submission, error)
+            return
+        submission.rows = [submission.unstorable(f"the database refused the event: {describe(error)}")]
+        log.warning("%s webhook kept as failed: %s", submission.provider, submission.rows[0]["last_error"])
+        try:
+            _settle(submission, await self._write([submission], Counter()))
+        except Exception as again:
+            _settle(submission, again)
 
     async def _write(self, batch: Sequence[Submission], rejections: Counter[str]) -> set[uuid.UUID]:
         if self._thread is None:
