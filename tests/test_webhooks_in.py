@@ -9,6 +9,7 @@ import uuid
 
 from sqlalchemy import func, select
 
+from hub.connections import connection_context, get_connection
 from hub.db.models import Event, Job, WebhookInbox
 from tests.conftest import ADMIN_TOKEN, new_tenant, wait_for
 from tests.flows import connect
@@ -221,6 +222,9 @@ async def test_per_connection_webhooks_verify_against_the_public_url_and_answer_
     path = f"/v1/webhooks/testkeys/{connection_id}"
     body = b"MessageSid=SM1&From=%2B15551234567&Body=STOP"
     public = settings.public_url + path
+    async with hub.session(tenant.id) as session:  # what the plugin hands the provider as its callback URL
+        ctx = await connection_context(hub, session, await get_connection(session, tenant.id, "testkeys"))
+    assert ctx.webhook_url == public
     signed = {"content-type": "application/x-www-form-urlencoded",
               "x-testkeys-signature": keys_signature(API_KEY, public, body)}
 
