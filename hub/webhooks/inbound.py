@@ -115,7 +115,7 @@ def _row(provider: str, event: VerifiedEvent, index: int, body_hash: str) -> dic
     return {
         "id": uuid.uuid4(), "provider": provider, "dedup_key": key, "event_type": event.type[:200],
         "account_id": event.account_id, "payload": msgspec.to_builtins(event.payload), "body": None,
-        "status": "pending", "last_error": None, "job_id": uuid.uuid4(), "received_at": utcnow(),
+        "status": "pending", "last_error": None, "job_id": None, "received_at": utcnow(),
     }
 
 

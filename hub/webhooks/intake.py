@@ -41,6 +41,8 @@ log = logging.getLogger("hub.webhooks")
 
 PROCESS_JOB = "webhook.process"
 MAX_ATTEMPTS = 8
+EVENTS_PER_JOB = 10
+WRITERS = 2
 MAX_BATCH_ROWS = 500  # 14 columns a row: well within SQLite's 32,766 bound parameters
 
 
@@ -64,7 +66,7 @@ class Intake:
         self._waiting: list[Submission] = []
         self._rejections: Counter[str] = Counter()
         self._wake: asyncio.Event | None = None
-        self._task: asyncio.Task | None = None
+        self._tasks: list[asyncio.Task] = []
         self._loop: asyncio.AbstractEventLoop | None = None
         self._engine: Engine | None = None
         self._thread: ThreadPoolExecutor | None = None
@@ -82,23 +84,29 @@ class Intake:
         self._rejections[provider] += 1
         self._nudge()
 
+    @property
+    def writers(self) -> int:
+        """SQLite has one writer at a time; PostgreSQL commits several transactions side by side, so
+        while one batch waits for its commit the next is already on its way."""
+        return 1 if self.hub.settings.resolved_database_url.startswith("sqlite") else WRITERS
+
     def _nudge(self) -> None:
         loop = asyncio.get_running_loop()
-        if self._task is None or self._task.done() or self._loop is not loop:
+        if not self._tasks or any(t.done() for t in self._tasks) or self._loop is not loop:
             self._loop, self._wake = loop, asyncio.Event()
-            self._task = loop.create_task(self._write_forever(), name="hub-webhook-intake")
+            self._tasks = [loop.create_task(self._write_forever(), name=f"hub-webhook-intake-{i}")
+                           for i in range(self.writers)]
         self._wake.set()
 
     async def aclose(self) -> None:
         """Write what is waiting, then stop."""
-        if self._task is not None and not self._task.done() and self._loop is asyncio.get_running_loop():
+        if self._tasks and self._loop is asyncio.get_running_loop():
             while self._waiting or self._rejections:
                 await self._write_batch()
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
+            for task in self._tasks:
+                task.cancel()
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks = []
         if self._engine is not None:
             await asyncio.get_running_loop().run_in_executor(self._thread, self._engine.dispose)
             self._engine = None
@@ -108,10 +116,11 @@ class Intake:
 
     async def _write_forever(self) -> None:
         while True:
-            await self._wake.wait()
-            self._wake.clear()
-            while self._waiting or self._rejections:
-                await self._write_batch()
+            if not (self._waiting or self._rejections):
+                self._wake.clear()
+                await self._wake.wait()
+                continue
+            await self._write_batch()
 
     async def _write_batch(self) -> None:
         batch: list[Submission] = []
@@ -156,9 +165,9 @@ class Intake:
 
     async def _write(self, batch: Sequence[Submission], rejections: Counter[str]) -> set[uuid.UUID]:
         if self._thread is None:
-            self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="hub-webhook-intake")
+            self._thread = ThreadPoolExecutor(max_workers=self.writers, thread_name_prefix="hub-webhook-intake")
         if self._engine is None:
-            self._engine = create_blocking_engine(self.hub.settings.resolved_database_url, pool_size=1)
+            self._engine = create_blocking_engine(self.hub.settings.resolved_database_url, pool_size=self.writers)
         inserted, job_ids = await asyncio.get_running_loop().run_in_executor(
             self._thread, self._write_blocking, batch, rejections, self.hub.dispatch is not None)
         for job_id in job_ids:  # committed: nudge the workers (the relay re-sends any this misses)
@@ -177,15 +186,34 @@ class Intake:
                 return set(), []
             _route(conn, batch)
             rows = [row for submission in batch for row in submission.rows]
+            chunks = _job_chunks(rows)
             stmt = _INSERT_NEW["postgresql" if conn.dialect.name == "postgresql" else "sqlite"]
             inserted = set(conn.execute(stmt, rows).scalars().all())
             jobs = job_rows(PROCESS_JOB, [
-                (row["job_id"], {"inbox_id": str(row["id"])}, row["tenant_id"])
-                for row in rows if row["id"] in inserted and row["status"] == "pending"
+                (job_id, {"inbox_ids": [str(row["id"]) for row in chunk if row["id"] in inserted]}, tenant_id)
+                for job_id, tenant_id, chunk in chunks if any(row["id"] in inserted for row in chunk)
             ], max_attempts=MAX_ATTEMPTS, sent=dispatching)
             if jobs:
                 conn.execute(insert(Job.__table__), jobs)
         return inserted, [job["id"] for job in jobs] if dispatching else []
+
+
+def _job_chunks(rows: Sequence[dict[str, Any]]) -> list[tuple[uuid.UUID, uuid.UUID, list[dict[str, Any]]]]:
+    """The batch's routed events in jobs of at most ``EVENTS_PER_JOB`` of one tenant each (so a tenant
+    sees its jobs): fewer rows to write than a job per event, and still many jobs to run side by side.
+    Sets each row's ``job_id``."""
+    by_tenant: dict[uuid.UUID, list[dict[str, Any]]] = {}
+    for row in rows:
+        if row["status"] == "pending":
+            by_tenant.setdefault(row["tenant_id"], []).append(row)
+    chunks = []
+    for tenant_id, tenant_rows in by_tenant.items():
+        for start in range(0, len(tenant_rows), EVENTS_PER_JOB):
+            chunk, job_id = tenant_rows[start:start + EVENTS_PER_JOB], uuid.uuid4()
+            for row in chunk:
+                row["job_id"] = job_id
+            chunks.append((job_id, tenant_id, chunk))
+    return chunks
 
 
 def _settle(submission: Submission, outcome: set[uuid.UUID] | BaseException) -> None:

@@ -17,7 +17,7 @@ from hub.entities import ENTITIES
 from hub.errors import Conflict, NotFound
 from hub.events import record_event
 from hub.handlers import VerifiedEvent, WebhookOutcome
-from hub.jobs.outbox import describe, enqueue
+from hub.jobs.outbox import describe, enqueue, is_permanent
 from hub.sync.service import entity_schema, start_inbound
 from hub.sync.store import store_records
 from hub.webhooks.intake import MAX_ATTEMPTS, PROCESS_JOB
@@ -29,7 +29,22 @@ log = logging.getLogger("hub.webhooks")
 
 
 async def process_webhook(hub: Hub, job: Job) -> None:
-    inbox_id = uuid.UUID(job.payload["inbox_id"])
+    """The job's events one by one, each in its own transaction; those that failed are retried with
+    the job (the processed ones are skipped then)."""
+    errors = []
+    for inbox_id in job.payload["inbox_ids"]:
+        try:
+            await _process(hub, uuid.UUID(inbox_id))
+        except Exception as exc:
+            errors.append(exc)
+            async with hub.session() as session:
+                await session.execute(update(WebhookInbox).where(WebhookInbox.id == uuid.UUID(inbox_id)).values(
+                    attempts=WebhookInbox.attempts + 1, last_error=describe(exc)))
+    if errors:
+        raise next((e for e in errors if not is_permanent(e)), errors[0])
+
+
+async def _process(hub: Hub, inbox_id: uuid.UUID) -> None:
     async with hub.session() as session:
         row = await session.get(WebhookInbox, inbox_id)
         if row is None or row.status != "pending" or row.connection_id is None:
@@ -41,15 +56,9 @@ async def process_webhook(hub: Hub, job: Job) -> None:
         ctx = await connection_context(hub, session, conn)
         event = VerifiedEvent(type=row.event_type or "", payload=row.payload, account_id=row.account_id,
                               event_id=None)
-    try:
-        outcome = await verifier.handle(ctx, event) if verifier.handle is not None else None
-        if outcome is not None and not isinstance(outcome, WebhookOutcome):
-            raise TypeError(f"{row.provider} handle returned {type(outcome).__name__}, not a WebhookOutcome")
-    except Exception as exc:
-        async with hub.session() as session:
-            await session.execute(update(WebhookInbox).where(WebhookInbox.id == inbox_id).values(
-                attempts=WebhookInbox.attempts + 1, last_error=describe(exc)))
-        raise
+    outcome = await verifier.handle(ctx, event) if verifier.handle is not None else None
+    if outcome is not None and not isinstance(outcome, WebhookOutcome):
+        raise TypeError(f"{row.provider} handle returned {type(outcome).__name__}, not a WebhookOutcome")
     async with hub.session(ctx.tenant_id) as session:
         done = await session.execute(
             update(WebhookInbox).where(WebhookInbox.id == inbox_id, WebhookInbox.status == "pending")
@@ -86,8 +95,8 @@ def _schema(hub: Hub, provider: str, entity: str):
 
 async def webhook_gave_up(session: AsyncSession, job: Job, message: str) -> None:
     await session.execute(update(WebhookInbox).where(
-        WebhookInbox.id == uuid.UUID(job.payload["inbox_id"]), WebhookInbox.status == "pending",
-    ).values(status="failed", last_error=message))
+        WebhookInbox.id.in_([uuid.UUID(i) for i in job.payload["inbox_ids"]]), WebhookInbox.status == "pending",
+    ).values(status="failed"))
 
 
 async def reprocess(session: AsyncSession, inbox_id: uuid.UUID, tenant_id: uuid.UUID | None = None) -> WebhookInbox:
@@ -109,7 +118,7 @@ async def reprocess(session: AsyncSession, inbox_id: uuid.UUID, tenant_id: uuid.
             raise Conflict("the event still routes to no connection", code="webhook_unrouted")
         row.connection_id, row.tenant_id = conn.id, conn.tenant_id
     row.status, row.last_error, row.processed_at = "pending", None, None
-    row.job_id = enqueue(session, PROCESS_JOB, {"inbox_id": str(row.id)}, tenant_id=row.tenant_id,
+    row.job_id = enqueue(session, PROCESS_JOB, {"inbox_ids": [str(row.id)]}, tenant_id=row.tenant_id,
                          max_attempts=MAX_ATTEMPTS).id
     await session.flush()
     return row
