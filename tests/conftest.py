@@ -48,6 +48,7 @@ def database_url(request, tmp_path: Path):
     separator = "&" if "?" in base else "?"
     yield f"{base}{separator}options=-csearch_path%3D{schema}"
     with psycopg.connect(plain, autocommit=True) as conn:
+        conn.execute("SET lock_timeout = '30s'")  # a connection left holding a lock fails the test, not CI
         conn.execute(f"DROP SCHEMA {schema} CASCADE")
 
 
@@ -87,7 +88,9 @@ async def hub(settings: Settings, hub_factory):
 @pytest.fixture
 async def client(hub: Hub, background):
     """The app under test. Litestar's test client runs it on a loop of its own in another thread, so
-    anything that must share the app's loop (the embedded worker) starts with the app, as in ``hub serve``."""
+    anything that must share the app's loop (the embedded worker) starts with the app, as in ``hub serve``.
+    Each request blocks the test's own loop until the app answers: never make one while a job running on
+    the test's loop holds a lock the request needs."""
     app = create_app(hub, background=background)
     async with AsyncTestClient(app, base_url="http://127.0.0.1:8000") as test_client:
         yield test_client

@@ -9,6 +9,7 @@ that fails waits in its row (``run_at``) for its next attempt; one that exhausts
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import importlib
 import logging
 import random
@@ -247,14 +248,24 @@ async def execute(hub: Hub, job_id: uuid.UUID) -> str | None:
     except asyncio.CancelledError:
         if lease.done() and work.cancelled():
             return None  # the lease was lost and the work stopped; the new holder carries on
+        lease.cancel()
         raise  # cancelled from outside: pass it on
     except Defer as wait:
+        await _stop(lease)
         return await defer(hub, job, wait)
     except Exception as exc:
+        await _stop(lease)
         return await fail(hub, job, exc)
-    finally:
-        lease.cancel()
+    await _stop(lease)
     return "done" if await complete(hub, job) else None
+
+
+async def _stop(lease: asyncio.Task) -> None:
+    """Stop renewing the lease, and wait for a renewal in flight, before the job's row is written back
+    (else the two transactions wait on each other's row lock)."""
+    lease.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await lease
 
 
 async def retry(session: AsyncSession, job_id: uuid.UUID, tenant_id: uuid.UUID | None = None) -> Job:
