@@ -12,7 +12,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from hub.counters import reserve
 from hub.db.models import Event, utcnow
+from hub.jobs.outbox import enqueue
 from hub.webhooks.fanout import fan_out
+
+OBSERVE_JOB = "event.observe"
 
 
 class EventOut(msgspec.Struct, kw_only=True):
@@ -38,6 +41,8 @@ async def record_event(
     session.add(event)
     await session.flush()
     await fan_out(session, event)  # one delivery per matching webhook endpoint, in this transaction
+    for plugin in session.info.get("hub_observers", ()):
+        enqueue(session, OBSERVE_JOB, {"event_id": str(event.id), "plugin": plugin}, tenant_id=tenant_id)
     return event
 
 

@@ -63,8 +63,12 @@ class Hub:
     """Outgoing webhooks: the address guard and the wake-up of this process's sender."""
 
     def __post_init__(self) -> None:
+        from hub.webhooks.intake import Intake
+
         if self.webhooks is None:
             self.webhooks = Outbound(self.settings)
+        self.webhook_intake = Intake(self)
+        """Stores received webhooks, many requests to a transaction (group commit)."""
 
     @classmethod
     def create(
@@ -95,6 +99,7 @@ class Hub:
             session.info["hub_dispatch"] = self.dispatch
             session.info[CLOCK_KEY] = self.clock
             session.info[WAKE_KEY] = self.webhooks.wake
+            session.info["hub_observers"] = tuple(self.registry.observers)
             if tenant_id is not None:
                 scope_to_tenant(session, tenant_id)
             try:
@@ -105,5 +110,6 @@ class Hub:
                 raise
 
     async def aclose(self) -> None:
+        await self.webhook_intake.aclose()
         await self.http.aclose()
         await self.engine.dispose()

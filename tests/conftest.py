@@ -20,6 +20,7 @@ from tests.testprovider.server import FakeProvider
 
 ADMIN_TOKEN = "admin-token-for-tests-0123456789"
 ENCRYPTION_KEY = "q0eDJi4JuQkMDdFs3nXgBEpm-bDDdH8xd_IoFhPkW2c"
+WEBHOOK_SECRETS = "whsec-test-old,whsec-test-new"
 PG_URL = os.environ.get("HUB_TEST_DATABASE_URL")
 IN_CI = os.environ.get("CI") == "true"
 
@@ -47,6 +48,7 @@ def database_url(request, tmp_path: Path):
     separator = "&" if "?" in base else "?"
     yield f"{base}{separator}options=-csearch_path%3D{schema}"
     with psycopg.connect(plain, autocommit=True) as conn:
+        conn.execute("SET lock_timeout = '30s'")  # a connection left holding a lock fails the test, not CI
         conn.execute(f"DROP SCHEMA {schema} CASCADE")
 
 
@@ -61,7 +63,7 @@ def settings(database_url: str, provider: FakeProvider, tmp_path: Path) -> Setti
     return Settings(
         home=tmp_path / "home", database_url=database_url, encryption_keys=(ENCRYPTION_KEY,),
         admin_token=ADMIN_TOKEN, public_url="http://127.0.0.1:8000",
-        environ={"TESTPROVIDER_URL": provider.url},
+        environ={"TESTPROVIDER_URL": provider.url, "TESTOAUTH_WEBHOOK_SECRETS": WEBHOOK_SECRETS},
     )
 
 
@@ -70,8 +72,14 @@ def make_hub(settings: Settings) -> Hub:
 
 
 @pytest.fixture
-async def hub(settings: Settings):
-    instance = make_hub(settings)
+def hub_factory():
+    """How every Hub of a test is made (the app's, and Redis-mode workers'): override to load other plugins."""
+    return make_hub
+
+
+@pytest.fixture
+async def hub(settings: Settings, hub_factory):
+    instance = hub_factory(settings)
     await upgrade_async(instance.engine)
     yield instance
     await instance.aclose()
@@ -80,7 +88,9 @@ async def hub(settings: Settings):
 @pytest.fixture
 async def client(hub: Hub, background):
     """The app under test. Litestar's test client runs it on a loop of its own in another thread, so
-    anything that must share the app's loop (the embedded worker) starts with the app, as in ``hub serve``."""
+    anything that must share the app's loop (the embedded worker) starts with the app, as in ``hub serve``.
+    Each request blocks the test's own loop until the app answers: never make one while a job running on
+    the test's loop holds a lock the request needs."""
     app = create_app(hub, background=background)
     async with AsyncTestClient(app, base_url="http://127.0.0.1:8000") as test_client:
         yield test_client
@@ -168,7 +178,7 @@ class Jobs:
 
 
 @pytest.fixture(params=["embedded", pytest.param("redis", marks=pytest.mark.redis)])
-def jobs(request, settings: Settings):
+def jobs(request, settings: Settings, hub_factory):
     """Real Dramatiq workers for the hub's jobs, started with the app (see ``background``) as ``hub serve``
     runs them: on the embedded default, an in-process worker on the app's own loop; with Redis, the app
     only sends (and relays) while worker threads with a Hub of their own run them, as ``hub worker`` does."""
@@ -184,7 +194,7 @@ def jobs(request, settings: Settings):
     for key in client.scan_iter("hub:*"):  # a previous run's queue, not other tests' keys
         client.delete(key)
     worker_settings = Settings(**{**_fields(settings), "broker_url": url})
-    runtime = WorkerRuntime(worker_settings, lambda: make_hub(worker_settings), threads=4)
+    runtime = WorkerRuntime(worker_settings, lambda: hub_factory(worker_settings), threads=4)
     runtime.start()
     try:
         yield Jobs(SendOnlyJobs(relay=True, broker_url=url), runtime)

@@ -39,3 +39,12 @@ def fuzz(operation, base_url: str, auth: dict[str, str], failures: list[str]) ->
             assert set(body) == {"error"} and {"code", "message"} <= set(body["error"]), response.text
 
     check()
+
+
+async def test_a_nul_character_in_a_query_is_a_400_on_every_backend(client, tenant):
+    # PostgreSQL refuses NUL in text; SQLite compares it. Neither may turn it into a 500.
+    for url in ("/v1/syncs?provider=a%00b", "/v1/webhook-inbox?provider=%00", "/v1/events?type=x%00"):
+        response = await client.get(url, headers=tenant.headers)
+        assert response.status_code in (200, 400), (url, response.text)
+        if response.status_code == 400:
+            assert response.json()["error"]["code"] == "invalid_request"

@@ -8,7 +8,7 @@ from typing import Any
 import msgspec
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DataError, IntegrityError
 
 from hub.errors import HubError
 
@@ -56,6 +56,12 @@ def handle_integrity_error(_: Request, exc: IntegrityError) -> Response:
     return error_response(409, "conflict", "the change conflicts with existing data")
 
 
+def handle_data_error(_: Request, exc: DataError) -> Response:
+    log.info("data error turned into 400: %s", type(exc.orig).__name__)
+    return error_response(400, "invalid_request",
+                          "the request holds a value the database cannot store or compare (e.g. a NUL character)")
+
+
 def handle_unexpected(_: Request, exc: Exception) -> Response:
     log.error("unhandled %s", type(exc).__name__, exc_info=exc)
     return error_response(500, "internal_error", "internal error; the operator's log has the details")
@@ -65,5 +71,6 @@ EXCEPTION_HANDLERS = {
     HubError: handle_hub_error,
     HTTPException: handle_http_exception,
     IntegrityError: handle_integrity_error,
+    DataError: handle_data_error,
     Exception: handle_unexpected,
 }

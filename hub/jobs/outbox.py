@@ -9,12 +9,13 @@ that fails waits in its row (``run_at``) for its next attempt; one that exhausts
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import importlib
 import logging
 import random
 import re
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -37,6 +38,8 @@ OUTBOX_KEY = "hub_outbox"
 # job of that kind runs. A give-up handler runs when the job fails for good, in that same transaction.
 JOB_KINDS: dict[str, tuple[str, str | None]] = {
     "sync.run": ("hub.sync.engine:run_sync", "hub.sync.engine:run_gave_up"),
+    "webhook.process": ("hub.webhooks.process:process_webhook", "hub.webhooks.process:webhook_gave_up"),
+    "event.observe": ("hub.observers:observe", None),
 }
 
 
@@ -66,20 +69,36 @@ def backoff(attempt: int) -> timedelta:
 
 def enqueue(
     session: AsyncSession, kind: str, payload: dict[str, Any], *, tenant_id: uuid.UUID | None = None,
-    run_at: datetime | None = None, max_attempts: int = 8,
+    run_at: datetime | None = None, max_attempts: int = 8, id: uuid.UUID | None = None,
 ) -> Job:
     """Add a job to the caller's transaction. It is sent to a worker only if that transaction commits."""
     if kind not in JOB_KINDS:
         raise ValueError(f"no job handler for {kind!r}")
     due = run_at is None or run_at <= now()
     dispatch = session.info.get("hub_dispatch")
-    job = Job(id=uuid.uuid4(), tenant_id=tenant_id, kind=kind, payload=payload, status="pending",
+    job = Job(id=id or uuid.uuid4(), tenant_id=tenant_id, kind=kind, payload=payload, status="pending",
               run_at=run_at or now(), max_attempts=max_attempts,
               sent_at=now() if due and dispatch is not None else None)
     session.add(job)
     if due and dispatch is not None:
         session.info.setdefault(OUTBOX_KEY, []).append(job.id)
     return job
+
+
+def job_rows(kind: str, jobs: Sequence[tuple[uuid.UUID, dict[str, Any], uuid.UUID | None]], *,
+             max_attempts: int = 8, sent: bool = False) -> list[dict[str, Any]]:
+    """Rows of the ``jobs`` table for many jobs of one kind due now — (id, payload, tenant id) each — for
+    a caller that inserts them in bulk in its own transaction and, with ``sent``, nudges the workers
+    about each id once it commits (as ``enqueue`` does after commit)."""
+    if kind not in JOB_KINDS:
+        raise ValueError(f"no job handler for {kind!r}")
+    moment = now()
+    return [
+        {"id": job_id, "tenant_id": tenant_id, "kind": kind, "payload": payload, "status": "pending",
+         "attempts": 0, "max_attempts": max_attempts, "run_at": moment, "sent_at": moment if sent else None,
+         "created_at": moment, "updated_at": moment}
+        for job_id, payload, tenant_id in jobs
+    ]
 
 
 @event.listens_for(Session, "after_commit")
@@ -229,14 +248,24 @@ async def execute(hub: Hub, job_id: uuid.UUID) -> str | None:
     except asyncio.CancelledError:
         if lease.done() and work.cancelled():
             return None  # the lease was lost and the work stopped; the new holder carries on
+        lease.cancel()
         raise  # cancelled from outside: pass it on
     except Defer as wait:
+        await _stop(lease)
         return await defer(hub, job, wait)
     except Exception as exc:
+        await _stop(lease)
         return await fail(hub, job, exc)
-    finally:
-        lease.cancel()
+    await _stop(lease)
     return "done" if await complete(hub, job) else None
+
+
+async def _stop(lease: asyncio.Task) -> None:
+    """Stop renewing the lease, and wait for a renewal in flight, before the job's row is written back
+    (else the two transactions wait on each other's row lock)."""
+    lease.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await lease
 
 
 async def retry(session: AsyncSession, job_id: uuid.UUID, tenant_id: uuid.UUID | None = None) -> Job:

@@ -16,20 +16,19 @@ import hashlib
 import logging
 import uuid
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import msgspec
 from sqlalchemy import delete, select, update
 
 from hub.connections import connection_context
-from hub.counters import reserve
-from hub.db.models import Connection, EntityMapping, Job, Record, SyncCursor, SyncRun, SyncRunItem, utcnow
+from hub.db.models import Connection, EntityMapping, Job, SyncCursor, SyncRun, SyncRunItem, utcnow
 from hub.db.upsert import upsert
-from hub.entities import canonical, record_hash
 from hub.events import record_event
 from hub.handlers import InboundSync, OutboundItem, OutboundSync, Page, PushResult
 from hub.jobs.outbox import Defer
 from hub.sync.service import entity_schema
+from hub.sync.store import store_records
 
 if TYPE_CHECKING:
     from hub.context import ConnectionContext
@@ -244,37 +243,10 @@ async def _store_page(
     hub: Hub, ctx: ConnectionContext, entity: str, schema: type[msgspec.Struct] | None, run_id: uuid.UUID,
     page: Page,
 ) -> None:
-    rows: dict[str, tuple[dict[str, Any], str]] = {}
-    errors = []
-    for record in page.records:
-        try:
-            data = canonical(msgspec.convert(record.data, schema)) if schema else record.data
-        except (msgspec.ValidationError, ValueError, TypeError) as exc:
-            errors.append({"id": record.external_id, "error": str(exc)})
-            continue
-        rows[record.external_id] = (data, record_hash(data))
-    deleted = [external_id for external_id in page.deleted if external_id not in rows]
-    now = utcnow()
     async with hub.session(ctx.tenant_id) as session:
-        ids = list(rows) + deleted
-        existing = {r.external_id: (r.hash, r.deleted) for r in (await session.execute(
-            select(Record.external_id, Record.hash, Record.deleted).where(
-                Record.connection_id == ctx.connection_id, Record.entity == entity, Record.external_id.in_(ids))
-        )).all()} if ids else {}
-        changed = [eid for eid, (_, h) in rows.items() if existing.get(eid) != (h, False)]
-        gone = [eid for eid in deleted if eid in existing and not existing[eid][1]]
-        seqs = iter(await reserve(session, f"records:{ctx.connection_id}", len(changed) + len(gone))) \
-            if changed or gone else iter(())
-        await upsert(session, Record, [
-            {"id": uuid.uuid4(), "tenant_id": ctx.tenant_id, "connection_id": ctx.connection_id, "entity": entity,
-             "external_id": eid, "data": rows[eid][0], "hash": rows[eid][1], "deleted": False, "seq": next(seqs),
-             "updated_at": now}
-            for eid in changed
-        ], conflict=("connection_id", "entity", "external_id"), update=("data", "hash", "deleted", "seq", "updated_at"))
-        for eid in gone:
-            await session.execute(update(Record).where(
-                Record.connection_id == ctx.connection_id, Record.entity == entity, Record.external_id == eid,
-            ).values(deleted=True, seq=next(seqs), updated_at=now))
+        stored = await store_records(session, ctx.tenant_id, ctx.connection_id, entity, schema, page.records,
+                                     page.deleted)
+        now = utcnow()
         await upsert(session, SyncCursor, [
             {"tenant_id": ctx.tenant_id, "connection_id": ctx.connection_id, "entity": entity,
              "cursor": page.cursor, "updated_at": now}
@@ -282,13 +254,13 @@ async def _store_page(
         run = await session.get(SyncRun, run_id)
         run.cursor = page.cursor
         run.processed += len(page.records)
-        run.created += sum(1 for eid in changed if eid not in existing)
-        run.updated += sum(1 for eid in changed if eid in existing)
-        run.unchanged += len(rows) - len(changed)
-        run.deleted += len(gone)
-        run.failed += len(errors)
-        if errors and len(run.errors) < MAX_ERRORS_KEPT:
-            run.errors = [*run.errors, *errors][:MAX_ERRORS_KEPT]
+        run.created += len(stored.created)
+        run.updated += len(stored.updated)
+        run.unchanged += stored.unchanged
+        run.deleted += stored.deleted
+        run.failed += len(stored.errors)
+        if stored.errors and len(run.errors) < MAX_ERRORS_KEPT:
+            run.errors = [*run.errors, *stored.errors][:MAX_ERRORS_KEPT]
 
 
 async def _finish(hub: Hub, tenant_id: uuid.UUID, run_id: uuid.UUID, status: str | None) -> None:
