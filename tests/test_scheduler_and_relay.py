@@ -131,3 +131,31 @@ async def test_operators_see_failed_jobs_and_retry_them(client, hub, tenant):
     again = await client.post(f"/v1/admin/jobs/{job.id}/retry", headers=admin)
     assert again.status_code == 409 and again.json()["error"]["code"] == "job_not_failed"
     assert await outbox.execute(hub, job.id) == "done"
+
+
+async def test_jobs_are_sent_when_the_transaction_commits_not_when_a_savepoint_ends(hub):
+    """SQLAlchemy reports a released SAVEPOINT as a commit and a rolled-back one as a rollback: neither
+    may send (or forget) the transaction's jobs."""
+    from sqlalchemy import text
+
+    from hub.jobs.outbox import enqueue
+
+    sent = []
+    hub.dispatch = sent.append
+    try:
+        async with hub.session() as session:
+            first = enqueue(session, "sync.run", {"run_id": "x"})
+            async with session.begin_nested():
+                await session.execute(text("select 1"))
+            assert sent == []  # released, not committed: a worker would not see the row yet
+            try:
+                async with session.begin_nested():
+                    second = enqueue(session, "sync.run", {"run_id": "y"})
+                    raise LookupError("undo this part")
+            except LookupError:
+                pass
+            third = enqueue(session, "sync.run", {"run_id": "z"})
+        assert first.id in sent and third.id in sent  # a SAVEPOINT rolled back forgot nothing else
+        assert set(sent) <= {first.id, second.id, third.id}
+    finally:
+        hub.dispatch = None

@@ -103,6 +103,8 @@ def job_rows(kind: str, jobs: Sequence[tuple[uuid.UUID, dict[str, Any], uuid.UUI
 
 @event.listens_for(Session, "after_commit")
 def _send_after_commit(session: Session) -> None:
+    if session.in_nested_transaction():
+        return  # a SAVEPOINT released (SQLAlchemy calls that a commit too): the jobs are not committed yet
     ids = session.info.pop(OUTBOX_KEY, None)
     dispatch = session.info.get("hub_dispatch")
     if ids and dispatch is not None:
@@ -115,6 +117,8 @@ def _send_after_commit(session: Session) -> None:
 
 @event.listens_for(Session, "after_rollback")
 def _forget_after_rollback(session: Session) -> None:
+    if session.in_nested_transaction():
+        return  # back to a SAVEPOINT: jobs enqueued before it still commit with the transaction
     session.info.pop(OUTBOX_KEY, None)
 
 

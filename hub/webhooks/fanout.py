@@ -50,10 +50,13 @@ def queued(session: AsyncSession) -> None:
 
 @sa_event.listens_for(Session, "after_commit")
 def _wake_sender(session: Session) -> None:
+    if session.in_nested_transaction():
+        return  # a SAVEPOINT released, not the transaction
     if session.info.pop(_PENDING_KEY, False) and (wake := session.info.get(WAKE_KEY)) is not None:
         wake()
 
 
 @sa_event.listens_for(Session, "after_rollback")
 def _forget(session: Session) -> None:
-    session.info.pop(_PENDING_KEY, None)
+    if not session.in_nested_transaction():
+        session.info.pop(_PENDING_KEY, None)
