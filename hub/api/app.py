@@ -42,6 +42,8 @@ def create_app(
         finally:
             if background is not None:
                 await background.stop()
+            # Webhooks received but not yet written are written now, on the loop that received them.
+            await hub.webhook_intake.aclose()
             if owns_hub:
                 await hub.aclose()
 

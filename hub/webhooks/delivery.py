@@ -165,7 +165,7 @@ class Sender:
     ``deliver_due`` runs one pass."""
 
     def __init__(self, hub: Hub, *, per_endpoint: int = 8, backlog_per_endpoint: int = 32,
-                 max_in_flight: int = 256, claim_batch: int = 500) -> None:
+                 max_in_flight: int = 256, claim_batch: int = 500, keep_report: bool = False) -> None:
         self.hub = hub
         self.outbound: Outbound = hub.webhooks
         self.per_endpoint = per_endpoint
@@ -176,6 +176,8 @@ class Sender:
         self.lease = max(hub.settings.job_lease,
                          timedelta(seconds=timeout * (self.backlog_per_endpoint / per_endpoint + 1) + 30))
         self.report = Report()
+        self.keep_report = keep_report
+        """Keep every outcome in ``report`` (one pass, for its caller); a long-running sender keeps none."""
         self.held: Counter[uuid.UUID] = Counter()
         self._slots: dict[uuid.UUID, asyncio.Semaphore] = {}
         self._in_flight = asyncio.Semaphore(max_in_flight)
@@ -318,7 +320,8 @@ class Sender:
                 batch, self._results = self._results, []
                 self._has_results.clear()
                 await self._write(batch)
-                self.report.outcomes.extend(batch)
+                if self.keep_report:
+                    self.report.outcomes.extend(batch)
 
     async def _write(self, batch: list[Outcome]) -> None:
         async with self.hub.session() as session:
@@ -490,7 +493,7 @@ async def deliver_due(hub: Hub, **options: Any) -> Report:
     """Send every delivery that is due by ``hub.clock()``, wait for the answers and write them: one
     deterministic pass (tests, a one-off run). Deliveries that fall due during the pass (an
     ``endpoint.disabled`` event's) are sent too; retries scheduled for later are not."""
-    sender = Sender(hub, **options)
+    sender = Sender(hub, keep_report=True, **options)
     async with sender.running():
         while True:
             started, more = await sender.fill()
