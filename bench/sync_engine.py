@@ -38,7 +38,7 @@ import threading
 import time
 import uuid
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -68,6 +68,9 @@ from hub.sync.engine import CHUNK
 from hub.sync.service import start_outbound
 from hub.tenants import create_tenant
 from hub.vault import generate_key
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from scratch import Database, describe, new_database  # noqa: E402
 
 PROVIDER = "benchbooks"
 ENTITY = "client"
@@ -446,38 +449,6 @@ async def naive_sync(engine, http: httpx.AsyncClient, records: list[dict[str, An
 
 # --------------------------------------------------------------------------------------------------
 # Databases: a fresh SQLite file or a fresh PostgreSQL schema per process group.
-
-
-@dataclass
-class Database:
-    url: str
-    cleanup: Any = None
-    notes: list[str] = field(default_factory=list)
-
-
-def new_database(base_url: str | None, folder: Path) -> Database:
-    if not base_url:
-        return Database(f"sqlite+aiosqlite:///{folder / 'hub.db'}")
-    if not base_url.startswith(("postgresql", "postgres")):
-        raise SystemExit("--database-url: a PostgreSQL URL (postgresql+psycopg://...); SQLite is the default")
-    import psycopg
-
-    plain = re.sub(r"^postgres(ql)?(\+\w+)?://", "postgresql://", base_url)
-    url = re.sub(r"^postgres(ql)?(\+\w+)?://", "postgresql+psycopg://", base_url)
-    schema = f"bench_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(plain, autocommit=True) as conn:
-        conn.execute(f"CREATE SCHEMA {schema}")
-
-    def drop() -> None:
-        with psycopg.connect(plain, autocommit=True) as conn:
-            conn.execute(f"DROP SCHEMA {schema} CASCADE")
-
-    separator = "&" if "?" in url else "?"
-    return Database(f"{url}{separator}options=-csearch_path%3D{schema}", drop)
-
-
-def describe(url: str) -> str:
-    return "SQLite (file, WAL)" if url.startswith("sqlite") else "PostgreSQL (" + url.split("@")[-1].split("?")[0] + ")"
 
 
 # --------------------------------------------------------------------------------------------------

@@ -1,4 +1,5 @@
-"""Webhooks, side by side in one run. Subcommands: ``outbound`` (the hub delivering to tenants' endpoints).
+"""Webhooks, side by side in one run. Subcommands: ``inbound`` (signed provider webhooks received; see
+bench/webhooks_inbound.py) and ``outbound`` (the hub delivering to tenants' endpoints).
 
 outbound: N events (``--events``, default 10,000) recorded for a tenant with R endpoints (``--receivers``,
 default 10), each subscribed to every event, so each event fans out to R deliveries. The receivers are
@@ -27,8 +28,6 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -43,6 +42,9 @@ from hub.tenants import create_tenant
 from hub.vault import generate_key
 from hub.webhooks.delivery import Sender, payload
 from hub.webhooks.endpoints import create_endpoint
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from scratch import new_database  # noqa: E402
 
 EVENTS_PER_TRANSACTION = 500
 
@@ -124,31 +126,6 @@ class Receivers:
 
 # --------------------------------------------------------------------------------------------------
 # The hub side.
-
-
-@dataclass
-class Database:
-    url: str
-    drop: Callable[[], None] | None = None
-
-
-def new_database(base_url: str | None, folder: Path) -> Database:
-    if not base_url:
-        return Database(f"sqlite+aiosqlite:///{folder / 'hub.db'}")
-    import psycopg
-
-    plain = re.sub(r"^postgres(ql)?(\+\w+)?://", "postgresql://", base_url)
-    url = re.sub(r"^postgres(ql)?(\+\w+)?://", "postgresql+psycopg://", base_url)
-    schema = f"bench_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(plain, autocommit=True) as conn:
-        conn.execute(f"CREATE SCHEMA {schema}")
-
-    def drop() -> None:
-        with psycopg.connect(plain, autocommit=True) as conn:
-            conn.execute(f"DROP SCHEMA {schema} CASCADE")
-
-    separator = "&" if "?" in url else "?"
-    return Database(f"{url}{separator}options=-csearch_path%3D{schema}", drop)
 
 
 async def setup_tenant(hub: Hub, name: str, urls: list[str], events: int) -> tuple[uuid.UUID, list[uuid.UUID], float]:
@@ -270,8 +247,8 @@ async def outbound(args: argparse.Namespace) -> int:
     finally:
         await hub.aclose()
         receivers.close()
-        if db.drop:
-            db.drop()
+        if db.cleanup:
+            db.cleanup()
         shutil.rmtree(folder, ignore_errors=True)
 
 
@@ -285,13 +262,23 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     out.add_argument("--target", type=int, default=1000, help="deliveries per second to pass")
     out.add_argument("--limit", type=float, default=900.0, help="give up a measurement after this many seconds")
     out.add_argument("--database-url", help="PostgreSQL URL instead of SQLite (a scratch schema, dropped after)")
+    inbound = commands.add_parser("inbound", help="signed provider webhooks received, against a bare endpoint")
+    inbound.add_argument("--requests", type=int, default=5000)
+    inbound.add_argument("--warmup", type=int, default=500)
+    inbound.add_argument("--concurrency", type=int, default=32)
+    inbound.add_argument("--database-url", help="also run on this PostgreSQL (in a scratch schema)")
+    inbound.add_argument("--broker-url", help="a redis:// URL: the hub sends each processing job to it")
     return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     with contextlib.suppress(KeyboardInterrupt):
-        return asyncio.run({"outbound": outbound}[args.command](args))
+        if args.command == "inbound":
+            from webhooks_inbound import run_inbound
+
+            return run_inbound(args)
+        return asyncio.run(outbound(args))
     return 130
 
 

@@ -14,17 +14,15 @@ The processing jobs are queued, not run, while the load lasts: with ``--broker-u
 Redis (what ``hub serve`` does in production, beside ``hub worker`` processes); without it the job rows
 wait for the relay. Either way the answer never waits for a handler.
 
-Run: ``python bench/webhooks_inbound.py`` (``--help`` for the options).
+Run: ``python bench/webhooks.py inbound`` (``inbound --help`` for the options).
 """
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import hashlib
 import hmac
 import json
-import os
 import socket
 import statistics
 import subprocess
@@ -281,21 +279,9 @@ def run_backend(label: str, database_url: str, home: str, args) -> bool:
     return share >= TARGET_SHARE and ok_stored
 
 
-def main() -> None:
-    if len(sys.argv) > 1 and sys.argv[1] == "_serve":
-        _, _, kind, port, database_url, home, broker_url = sys.argv
-        sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-        serve(kind, int(port), database_url, home, broker_url or None)
-        return
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--requests", type=int, default=5000)
-    parser.add_argument("--warmup", type=int, default=500)
-    parser.add_argument("--concurrency", type=int, default=32)
-    parser.add_argument("--database-url", help="also run on this PostgreSQL (in a scratch schema)")
-    parser.add_argument("--broker-url", help="a redis:// URL: the hub sends each processing job to it")
-    args = parser.parse_args()
+def run_inbound(args) -> int:
     sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from sync_engine import describe, new_database
+    from scratch import describe, new_database
 
     ok = True
     with tempfile.TemporaryDirectory() as folder:
@@ -309,9 +295,11 @@ def main() -> None:
             finally:
                 if database.cleanup:
                     database.cleanup()
-    sys.exit(0 if ok else 1)
+    return 0 if ok else 1
 
 
 if __name__ == "__main__":
-    os.environ.setdefault("PYTHONHASHSEED", "0")
-    main()
+    # The server process: ``python bench/webhooks_inbound.py _serve KIND PORT DATABASE_URL HOME BROKER_URL``.
+    _, _, kind, port, database_url, home, broker_url = sys.argv
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    serve(kind, int(port), database_url, home, broker_url or None)
