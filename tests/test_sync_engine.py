@@ -131,6 +131,23 @@ async def test_inbound_pull_pages_records_and_changes(client, hub, tenant, provi
     assert (full["processed"], full["created"], full["updated"]) == (250, 0, 0)  # two full reads agree
 
 
+async def test_a_new_records_events_are_recorded_once_however_often_it_is_read(client, hub, tenant, provider, jobs):
+    await connect(client, tenant)
+    provider.state.put_payment("pay-1", "10.00")
+    provider.state.put_payment("pay-2", "20.00")
+    await finished(client, tenant, (await sync(client, tenant, "payment"))["id"])
+
+    provider.state.put_payment("pay-1", "11.00")  # changed: stored again, but not new
+    provider.state.put_payment("pay-3", "30.00")
+    await finished(client, tenant, (await sync(client, tenant, "payment"))["id"])
+    await finished(client, tenant, (await sync(client, tenant, "payment", type="full"))["id"])
+
+    events = (await client.get("/v1/events?type=payment.received", headers=tenant.headers)).json()
+    assert [(e["data"]["payment_id"], e["provider"]) for e in events] == [
+        ("pay-1", "testoauth"), ("pay-2", "testoauth"), ("pay-3", "testoauth")]
+    assert events[0]["data"]["amount"] == "10.00"  # as first seen
+
+
 async def test_a_failing_provider_retries_then_fails_visibly_and_can_be_retried(client, hub, tenant, provider, jobs):
     await connect(client, tenant)
     provider.state.fail_api_with = 503

@@ -245,7 +245,7 @@ async def _store_page(
 ) -> None:
     async with hub.session(ctx.tenant_id) as session:
         stored = await store_records(session, ctx.tenant_id, ctx.connection_id, entity, schema, page.records,
-                                     page.deleted)
+                                     page.deleted, provider=ctx.provider)
         now = utcnow()
         await upsert(session, SyncCursor, [
             {"tenant_id": ctx.tenant_id, "connection_id": ctx.connection_id, "entity": entity,
