@@ -65,13 +65,23 @@ def settings(database_url: str, provider: FakeProvider, tmp_path: Path) -> Setti
     )
 
 
-def make_hub(settings: Settings) -> Hub:
-    return Hub.create(settings, entry_points=False, extra_plugins=[("testprovider", test_plugin)])
+TEST_PLUGINS = (("testprovider", test_plugin),)
+
+
+def make_hub(settings: Settings, plugins=TEST_PLUGINS) -> Hub:
+    return Hub.create(settings, entry_points=False, extra_plugins=list(plugins))
 
 
 @pytest.fixture
-async def hub(settings: Settings):
-    instance = make_hub(settings)
+def hub_plugins():
+    """The plugin modules every hub under test loads, as (name, module): a provider plugin's own conftest
+    overrides this (and ``settings``) to run these fixtures with its plugin."""
+    return TEST_PLUGINS
+
+
+@pytest.fixture
+async def hub(settings: Settings, hub_plugins):
+    instance = make_hub(settings, hub_plugins)
     await upgrade_async(instance.engine)
     yield instance
     await instance.aclose()
@@ -149,8 +159,8 @@ class LiveHub:
 
 
 @pytest.fixture
-def live_hub(settings: Settings):
-    hub = make_hub(settings)
+def live_hub(settings: Settings, hub_plugins):
+    hub = make_hub(settings, hub_plugins)
     with LiveHub(hub) as live:
         yield live
     import asyncio
@@ -168,7 +178,7 @@ class Jobs:
 
 
 @pytest.fixture(params=["embedded", pytest.param("redis", marks=pytest.mark.redis)])
-def jobs(request, settings: Settings):
+def jobs(request, settings: Settings, hub_plugins):
     """Real Dramatiq workers for the hub's jobs, started with the app (see ``background``) as ``hub serve``
     runs them: on the embedded default, an in-process worker on the app's own loop; with Redis, the app
     only sends (and relays) while worker threads with a Hub of their own run them, as ``hub worker`` does."""
@@ -184,7 +194,7 @@ def jobs(request, settings: Settings):
     for key in client.scan_iter("hub:*"):  # a previous run's queue, not other tests' keys
         client.delete(key)
     worker_settings = Settings(**{**_fields(settings), "broker_url": url})
-    runtime = WorkerRuntime(worker_settings, lambda: make_hub(worker_settings), threads=4)
+    runtime = WorkerRuntime(worker_settings, lambda: make_hub(worker_settings, hub_plugins), threads=4)
     runtime.start()
     try:
         yield Jobs(SendOnlyJobs(relay=True, broker_url=url), runtime)
