@@ -1,0 +1,58 @@
+"""Where QuickBooks lives (sandbox or production, or one override base URL such as the simulator's) and the
+settings a tenant can change on its connection (the origin's settings panel)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import msgspec
+
+SLUG = "quickbooks"
+SCOPE = "com.intuit.quickbooks.accounting"
+MINOR_VERSION = "75"
+API_HOSTS = {
+    "production": "https://quickbooks.api.intuit.com",
+    "sandbox": "https://sandbox-quickbooks.api.intuit.com",
+}
+AUTHORIZE_URL = "https://appcenter.intuit.com/connect/oauth2"
+TOKEN_URL = "https://oauth.platform.intuit.com/oauth2/v1/tokens/bearer"
+REVOKE_URL = "https://developer.api.intuit.com/v2/oauth2/tokens/revoke"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Hosts:
+    api: str
+    authorize: str
+    token: str
+    revoke: str
+
+    @classmethod
+    def from_environ(cls, environ: Mapping[str, str]) -> Hosts:
+        """``QUICKBOOKS_ENVIRONMENT`` = ``sandbox`` (the default) or ``production``. ``QUICKBOOKS_BASE_URL``
+        replaces every Intuit host with one server that serves Intuit's paths (the simulator)."""
+        base = (environ.get("QUICKBOOKS_BASE_URL") or "").rstrip("/")
+        if base:
+            return cls(api=base, authorize=f"{base}/connect/oauth2", token=f"{base}/oauth2/v1/tokens/bearer",
+                       revoke=f"{base}/v2/oauth2/tokens/revoke")
+        environment = (environ.get("QUICKBOOKS_ENVIRONMENT") or "sandbox").strip().lower()
+        if environment not in API_HOSTS:
+            raise ValueError(f"QUICKBOOKS_ENVIRONMENT is 'sandbox' or 'production', not {environment!r}")
+        return cls(api=API_HOSTS[environment], authorize=AUTHORIZE_URL, token=TOKEN_URL, revoke=REVOKE_URL)
+
+
+class QuickBooksSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """A connection's settings (``PATCH /v1/connections/quickbooks``)."""
+
+    auto_sync_clients: bool = True
+    """A ``client.created`` / ``client.updated`` event the tenant publishes pushes that client."""
+    auto_sync_vendors: bool = True
+    auto_sync_invoices: bool = True
+    """An ``invoice.created`` event pushes that invoice (and its client first, if QuickBooks lacks it)."""
+    import_payments: bool = True
+    """Payments are read from QuickBooks on the schedule and on its webhooks."""
+    import_interval_minutes: int = 60
+
+    def __post_init__(self) -> None:
+        if not 5 <= self.import_interval_minutes <= 1440:
+            raise ValueError("import_interval_minutes is between 5 and 1440")
