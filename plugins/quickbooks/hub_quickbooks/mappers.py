@@ -21,9 +21,9 @@ class Account(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, omit_def
     id: str
     name: str
     type: str
+    active: bool
     sub_type: str | None = None
     number: str | None = None
-    active: bool = True
     classification: str | None = None
 
 
