@@ -12,6 +12,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from hub.counters import reserve
 from hub.db.models import Event, utcnow
+from hub.jobs.outbox import enqueue
+
+OBSERVE_JOB = "event.observe"
 
 
 class EventOut(msgspec.Struct, kw_only=True):
@@ -36,6 +39,8 @@ async def record_event(
                   occurred_at=utcnow())
     session.add(event)
     await session.flush()
+    for plugin in session.info.get("hub_observers", ()):
+        enqueue(session, OBSERVE_JOB, {"event_id": str(event.id), "plugin": plugin}, tenant_id=tenant_id)
     return event
 
 

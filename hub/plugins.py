@@ -52,6 +52,8 @@ class Registry:
         self.actions: dict[tuple[str, str], Action] = {}
         self.plugins: dict[str, PluginRecord] = {}
         self.event_observers: Any = None
+        self.observers: dict[str, Any] = {}
+        """Plugin name -> its ``hub_event`` implementation; each event runs one job per observer."""
         self._owners: dict[tuple[str, Any], str] = {}
         self.frozen = False
 
@@ -255,5 +257,6 @@ def load_plugins(
                         add(obj, plugin, replace)
     _check_consistency(registry)
     registry.event_observers = pm.hook.hub_event
+    registry.observers = {impl.plugin_name: impl for impl in pm.hook.hub_event.get_hookimpls()}
     registry.frozen = True
     return registry, pm

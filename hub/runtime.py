@@ -81,6 +81,7 @@ class Hub:
         """A unit of work: commits when the block ends cleanly, rolls back when it raises."""
         async with self.sessionmaker() as session:
             session.info["hub_dispatch"] = self.dispatch
+            session.info["hub_observers"] = tuple(self.registry.observers)
             if tenant_id is not None:
                 scope_to_tenant(session, tenant_id)
             try:

@@ -20,6 +20,7 @@ from tests.testprovider.server import FakeProvider
 
 ADMIN_TOKEN = "admin-token-for-tests-0123456789"
 ENCRYPTION_KEY = "q0eDJi4JuQkMDdFs3nXgBEpm-bDDdH8xd_IoFhPkW2c"
+WEBHOOK_SECRETS = "whsec-test-old,whsec-test-new"
 PG_URL = os.environ.get("HUB_TEST_DATABASE_URL")
 IN_CI = os.environ.get("CI") == "true"
 
@@ -61,27 +62,23 @@ def settings(database_url: str, provider: FakeProvider, tmp_path: Path) -> Setti
     return Settings(
         home=tmp_path / "home", database_url=database_url, encryption_keys=(ENCRYPTION_KEY,),
         admin_token=ADMIN_TOKEN, public_url="http://127.0.0.1:8000",
-        environ={"TESTPROVIDER_URL": provider.url},
+        environ={"TESTPROVIDER_URL": provider.url, "TESTOAUTH_WEBHOOK_SECRETS": WEBHOOK_SECRETS},
     )
 
 
-TEST_PLUGINS = (("testprovider", test_plugin),)
-
-
-def make_hub(settings: Settings, plugins=TEST_PLUGINS) -> Hub:
-    return Hub.create(settings, entry_points=False, extra_plugins=list(plugins))
+def make_hub(settings: Settings) -> Hub:
+    return Hub.create(settings, entry_points=False, extra_plugins=[("testprovider", test_plugin)])
 
 
 @pytest.fixture
-def hub_plugins():
-    """The plugin modules every hub under test loads, as (name, module): a provider plugin's own conftest
-    overrides this (and ``settings``) to run these fixtures with its plugin."""
-    return TEST_PLUGINS
+def hub_factory():
+    """How every Hub of a test is made (the app's, and Redis-mode workers'): override to load other plugins."""
+    return make_hub
 
 
 @pytest.fixture
-async def hub(settings: Settings, hub_plugins):
-    instance = make_hub(settings, hub_plugins)
+async def hub(settings: Settings, hub_factory):
+    instance = hub_factory(settings)
     await upgrade_async(instance.engine)
     yield instance
     await instance.aclose()
@@ -159,8 +156,8 @@ class LiveHub:
 
 
 @pytest.fixture
-def live_hub(settings: Settings, hub_plugins):
-    hub = make_hub(settings, hub_plugins)
+def live_hub(settings: Settings):
+    hub = make_hub(settings)
     with LiveHub(hub) as live:
         yield live
     import asyncio
@@ -178,7 +175,7 @@ class Jobs:
 
 
 @pytest.fixture(params=["embedded", pytest.param("redis", marks=pytest.mark.redis)])
-def jobs(request, settings: Settings, hub_plugins):
+def jobs(request, settings: Settings, hub_factory):
     """Real Dramatiq workers for the hub's jobs, started with the app (see ``background``) as ``hub serve``
     runs them: on the embedded default, an in-process worker on the app's own loop; with Redis, the app
     only sends (and relays) while worker threads with a Hub of their own run them, as ``hub worker`` does."""
@@ -194,7 +191,7 @@ def jobs(request, settings: Settings, hub_plugins):
     for key in client.scan_iter("hub:*"):  # a previous run's queue, not other tests' keys
         client.delete(key)
     worker_settings = Settings(**{**_fields(settings), "broker_url": url})
-    runtime = WorkerRuntime(worker_settings, lambda: make_hub(worker_settings, hub_plugins), threads=4)
+    runtime = WorkerRuntime(worker_settings, lambda: hub_factory(worker_settings), threads=4)
     runtime.start()
     try:
         yield Jobs(SendOnlyJobs(relay=True, broker_url=url), runtime)

@@ -169,3 +169,27 @@ def test_a_broker_url_that_is_not_redis_is_refused_up_front(tmp_path):
     result = run({"HUB_HOME": str(tmp_path), "HUB_PLUGINS": "", "HUB_BROKER_URL": "amqp://x"}, "tenants", "list",
                  ok=False)
     assert result.exit_code == 1 and "must be a redis:// URL" in result.output
+
+
+def test_webhooks_send_test_posts_a_signed_sample_that_a_running_hub_accepts(live_hub, settings, monkeypatch):
+    import hub.cli as cli
+    from tests.conftest import ENCRYPTION_KEY, WEBHOOK_SECRETS, make_hub
+
+    env = {"HUB_HOME": str(settings.home), "HUB_DATABASE_URL": settings.database_url,
+           "HUB_ENCRYPTION_KEYS": ENCRYPTION_KEY, "TESTOAUTH_WEBHOOK_SECRETS": WEBHOOK_SECRETS,
+           "HUB_PUBLIC_URL": settings.public_url, "HUB_BROKER_URL": None}
+    monkeypatch.setattr(cli, "_hub", lambda **kw: make_hub(cli._settings()))  # the test plugin, as if installed
+
+    sent = run(env, "webhooks", "send-test", "testoauth", "payment.created", "--url", live_hub.url)
+
+    assert sent.output.startswith('200 {"received":true}')
+    [row] = json.loads(run(env, "webhooks", "inbox").output)
+    assert (row["provider"], row["event_type"], row["status"]) == ("testoauth", "payment.created", "unrouted")
+    refused = run(env | {"TESTOAUTH_WEBHOOK_SECRETS": "not-what-the-hub-has"}, "webhooks", "send-test", "testoauth",
+                  "payment.created", "--url", live_hub.url, ok=False)
+    assert refused.exit_code == 1 and refused.output.startswith("401 ")
+    assert json.loads(run(env, "webhooks", "rejections").output) == {"testoauth": 1}
+    unknown = run(env, "webhooks", "send-test", "nosuch", "x", "--url", live_hub.url, ok=False)
+    assert unknown.exit_code == 1 and "no installed plugin receives nosuch webhooks" in unknown.output
+    reprocess = run(env, "webhooks", "reprocess", row["id"], ok=False)
+    assert reprocess.exit_code == 1 and "routes to no connection (webhook_unrouted)" in reprocess.output

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 from typing import Annotated, Any
 
 import msgspec
@@ -16,6 +17,8 @@ from hub.db.models import Job
 from hub.jobs import outbox
 from hub.jobs.schemas import JobOut, job_out
 from hub.tenants import ApiKeyOut, NewApiKey, TenantOut, api_key_out, tenant_out
+from hub.webhooks.inbox import InboxOut, get_inbox, inbox_out, list_inbox, rejection_counts
+from hub.webhooks.process import reprocess
 
 
 class TenantIn(msgspec.Struct, forbid_unknown_fields=True):
@@ -76,3 +79,27 @@ class AdminController(Controller):
     @delete("/api-keys/{key_id:uuid}", status_code=200, summary="Revoke an API key")
     async def revoke_api_key(self, db: Db, key_id: FromPath[uuid.UUID]) -> ApiKeyOut:
         return api_key_out(await svc.revoke_api_key(db, key_id))
+
+    @get("/webhook-inbox", summary="Inbound provider webhooks of every tenant, and the unrouted ones")
+    async def list_webhook_inbox(
+        self, db: Db, status: FromQuery[str | None] = None, provider: FromQuery[str | None] = None,
+        before: FromQuery[datetime | None] = None, limit: Annotated[int, QueryParameter(ge=1, le=1000)] = 50,
+    ) -> list[InboxOut]:
+        from hub.api.webhooks_in import check_status
+
+        check_status(status)
+        rows = await list_inbox(db, tenant_id=None, status=status, provider=provider, before=before, limit=limit)
+        return [inbox_out(r) for r in rows]
+
+    @get("/webhook-inbox/{inbox_id:uuid}", summary="One inbound webhook with its payload")
+    async def get_webhook(self, db: Db, inbox_id: FromPath[uuid.UUID]) -> InboxOut:
+        return inbox_out(await get_inbox(db, inbox_id, None), full=True)
+
+    @post("/webhook-inbox/{inbox_id:uuid}/reprocess", status_code=202,
+          summary="Process an inbound webhook again (an unrouted one is routed first)")
+    async def reprocess_webhook(self, db: Db, inbox_id: FromPath[uuid.UUID]) -> InboxOut:
+        return inbox_out(await reprocess(db, inbox_id))
+
+    @get("/webhook-rejections", summary="Inbound webhooks refused for a bad signature, per provider")
+    async def webhook_rejections(self, db: Db) -> dict[str, int]:
+        return await rejection_counts(db)

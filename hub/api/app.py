@@ -13,7 +13,7 @@ from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme
 
 from hub import __version__
-from hub.api import admin, connections, health, oauth, providers, syncs, tenant
+from hub.api import admin, connections, health, oauth, providers, syncs, tenant, webhooks_in
 from hub.api.deps import provide_admin_db, provide_hub, provide_tenant_db, provide_tenant_id, require_admin
 from hub.api.errors import EXCEPTION_HANDLERS
 from hub.db.migrate import upgrade_async
@@ -49,6 +49,7 @@ def create_app(
         path="/",
         route_handlers=[
             connections.ConnectionController, tenant.get_own_tenant, tenant.patch_own_tenant,
+            webhooks_in.InboxController,
             # records to push can be many: this router's body limit is the larger one
             Router(path="/", route_handlers=[syncs.SyncController],
                    request_max_body_size=hub.settings.max_sync_body_bytes),
@@ -62,10 +63,16 @@ def create_app(
         dependencies={"admin": Provide(require_admin), "db": Provide(provide_admin_db)},
         security=[{"adminToken": []}],
     )
+    # Inbound webhooks are public (each plugin verifies its own) and may be larger than API bodies.
+    webhook_router = Router(
+        path="/", route_handlers=[webhooks_in.receive_webhook, webhooks_in.receive_connection_webhook],
+        request_max_body_size=max([hub.settings.max_body_bytes,
+                                   *(v.max_body_bytes for v in hub.registry.verifiers.values())]),
+    )
     app = Litestar(
         route_handlers=[
             health.healthz, health.readyz, providers.list_providers, providers.get_provider,
-            oauth.oauth_callback, tenant_router, admin_router,
+            oauth.oauth_callback, webhook_router, tenant_router, admin_router,
         ],
         dependencies={"hub": Provide(provide_hub, sync_to_thread=False)},
         exception_handlers=EXCEPTION_HANDLERS,

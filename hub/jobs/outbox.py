@@ -37,6 +37,8 @@ OUTBOX_KEY = "hub_outbox"
 # job of that kind runs. A give-up handler runs when the job fails for good, in that same transaction.
 JOB_KINDS: dict[str, tuple[str, str | None]] = {
     "sync.run": ("hub.sync.engine:run_sync", "hub.sync.engine:run_gave_up"),
+    "webhook.process": ("hub.webhooks.process:process_webhook", "hub.webhooks.process:webhook_gave_up"),
+    "event.observe": ("hub.observers:observe", None),
 }
 
 
@@ -66,14 +68,14 @@ def backoff(attempt: int) -> timedelta:
 
 def enqueue(
     session: AsyncSession, kind: str, payload: dict[str, Any], *, tenant_id: uuid.UUID | None = None,
-    run_at: datetime | None = None, max_attempts: int = 8,
+    run_at: datetime | None = None, max_attempts: int = 8, id: uuid.UUID | None = None,
 ) -> Job:
     """Add a job to the caller's transaction. It is sent to a worker only if that transaction commits."""
     if kind not in JOB_KINDS:
         raise ValueError(f"no job handler for {kind!r}")
     due = run_at is None or run_at <= now()
     dispatch = session.info.get("hub_dispatch")
-    job = Job(id=uuid.uuid4(), tenant_id=tenant_id, kind=kind, payload=payload, status="pending",
+    job = Job(id=id or uuid.uuid4(), tenant_id=tenant_id, kind=kind, payload=payload, status="pending",
               run_at=run_at or now(), max_attempts=max_attempts,
               sent_at=now() if due and dispatch is not None else None)
     session.add(job)

@@ -27,10 +27,9 @@ from hub import (
     ProviderInfo,
     PushResult,
     RateLimit,
-    VerifiedEvent,
-    WebhookVerifier,
     hookimpl,
 )
+from tests.testprovider.webhooks import keys_verifier, oauth_verifier
 
 CLIENT_ID = "test-client"
 CLIENT_SECRET = "test-client-secret-do-not-log"
@@ -85,7 +84,8 @@ def hub_register_providers(register):
         slug="testoauth", title="Test OAuth", category="testing", auth_kind="oauth2", scopes=("read", "write"),
         settings=OAuthSettings, webhooks=True, rate_limits=(RateLimit(10, 1.0, concurrency=3),),
     ))
-    register(ProviderInfo(slug="testkeys", title="Test Keys", category="testing", auth_kind="api_key"))
+    register(ProviderInfo(slug="testkeys", title="Test Keys", category="testing", auth_kind="api_key",
+                          webhooks=True))
 
 
 @hookimpl
@@ -188,11 +188,6 @@ def hub_register_syncs(register, config):
 
 
 @hookimpl
-def hub_register_webhook_verifiers(register):
-    def verify(request, connection):
-        pass
-
-    def parse(request):
-        return [VerifiedEvent(type="test.event", payload=request.body.decode(), account_id="acct-42")]
-
-    register(WebhookVerifier(provider="testoauth", verify=verify, parse=parse))
+def hub_register_webhook_verifiers(register, config):
+    register(oauth_verifier(config))
+    register(keys_verifier(KeyFields))

@@ -10,6 +10,7 @@ import pytest
 
 import hub_quickbooks.plugin
 from hub.config import Settings
+from hub.runtime import Hub
 from hub_quickbooks.simulator import CLIENT_ID, CLIENT_SECRET, VERIFIER_TOKEN, QuickBooksSimulator
 from tests.conftest import (  # noqa: F401  (fixtures)
     ADMIN_TOKEN,
@@ -30,9 +31,13 @@ def qbo():
         yield simulator
 
 
+def make_hub(settings: Settings) -> Hub:
+    return Hub.create(settings, entry_points=False, extra_plugins=[("quickbooks", hub_quickbooks.plugin)])
+
+
 @pytest.fixture
-def hub_plugins():
-    return (("quickbooks", hub_quickbooks.plugin),)
+def hub_factory():
+    return make_hub
 
 
 @pytest.fixture

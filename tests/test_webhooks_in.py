@@ -1,0 +1,238 @@
+"""Inbound provider webhooks: verified, stored once, processed once in a job, answered in the
+provider's format — through the real HTTP API and real workers."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+
+from sqlalchemy import func, select
+
+from hub.db.models import Event, Job, WebhookInbox
+from tests.conftest import ADMIN_TOKEN, new_tenant, wait_for
+from tests.flows import connect
+from tests.testprovider.server import API_KEY
+from tests.testprovider.webhooks import keys_signature, oauth_signature
+
+ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+OLD_SECRET, NEW_SECRET = "whsec-test-old", "whsec-test-new"
+
+
+def payment_event(payment_id: str = "pay_1", *, event_id: str | None = "evt_1", account: str = "acct-42",
+                  type: str = "payment.created", **data) -> dict:
+    event = {"type": type, "account": account, "data": {"id": payment_id, "amount": "125.00", **data}}
+    return event | ({"id": event_id} if event_id else {})
+
+
+async def post(client, event, *, secret: str = NEW_SECRET, timestamp: int | None = None, body: bytes | None = None,
+               provider: str = "testoauth"):
+    body = json.dumps(event).encode() if body is None else body
+    return await client.post(f"/v1/webhooks/{provider}", content=body, headers={
+        "content-type": "application/json", "x-test-signature": oauth_signature(secret, body, timestamp)})
+
+
+async def count(hub, model, *where) -> int:
+    async with hub.session() as session:
+        return await session.scalar(select(func.count()).select_from(model).where(*where))
+
+
+async def inbox_rows(hub) -> list[WebhookInbox]:
+    async with hub.session() as session:
+        return list((await session.scalars(select(WebhookInbox).order_by(WebhookInbox.received_at))).all())
+
+
+async def processed(hub, n: int = 1):
+    async def check():
+        rows = await inbox_rows(hub)
+        return rows if len(rows) >= n and all(r.status == "processed" for r in rows) else None
+
+    return await wait_for(check)
+
+
+async def test_a_redelivered_event_is_stored_once_processed_once_and_answered_2xx_each_time(client, hub, tenant,
+                                                                                             jobs):
+    await connect(client, tenant)
+
+    answers = [await post(client, payment_event()) for _ in range(3)]
+
+    assert [a.status_code for a in answers] == [200, 200, 200]
+    assert answers[0].json() == {"received": True}
+    [row] = await processed(hub)
+    assert (row.provider, row.event_type, row.account_id, row.tenant_id) == (
+        "testoauth", "payment.created", "acct-42", tenant.id)
+    assert await count(hub, Job, Job.kind == "webhook.process") == 1
+    received = (await client.get("/v1/events?type=payment.received", headers=tenant.headers)).json()
+    assert [e["data"] for e in received] == [{"payment_id": "pay_1", "amount": "125.00"}]
+    records = (await client.get("/v1/records/testoauth/payment", headers=tenant.headers)).json()["items"]
+    assert [(r["external_id"], r["data"]["amount"]) for r in records] == [("pay_1", "125.00")]
+
+
+async def test_events_without_an_id_are_deduplicated_by_body_and_position(client, hub, tenant, jobs):
+    await connect(client, tenant)
+    batch = [payment_event("pay_1", event_id=None), payment_event("pay_2", event_id=None)]
+
+    for _ in range(2):
+        assert (await post(client, batch)).status_code == 200
+
+    rows = await processed(hub, 2)
+    assert len(rows) == 2
+    received = (await client.get("/v1/events?type=payment.received", headers=tenant.headers)).json()
+    assert sorted(e["data"]["payment_id"] for e in received) == ["pay_1", "pay_2"]
+
+
+async def test_bad_signatures_are_refused_with_nothing_stored_but_a_count(client, hub, tenant):
+    await connect(client, tenant)
+    body = json.dumps(payment_event()).encode()
+    tampered = body.replace(b"125.00", b"999.00")
+    now = int(time.time())
+
+    attempts = [
+        await post(client, None, secret="not-the-secret", body=body),
+        await client.post("/v1/webhooks/testoauth", content=tampered,
+                          headers={"x-test-signature": oauth_signature(NEW_SECRET, body, now)}),
+        await post(client, None, body=body, timestamp=now - 301),  # replayed from long ago
+        await post(client, None, body=body, timestamp=now + 301),  # from the future
+        await client.post("/v1/webhooks/testoauth", content=body),
+    ]
+
+    assert [a.status_code for a in attempts] == [401] * 5
+    assert {a.json()["error"]["code"] for a in attempts} == {"invalid_signature"}
+    assert all(NEW_SECRET not in a.text and OLD_SECRET not in a.text for a in attempts)
+    assert await count(hub, WebhookInbox) == 0 and await count(hub, Job) == 0
+    counts = (await client.get("/v1/admin/webhook-rejections", headers=ADMIN)).json()
+    assert counts == {"testoauth": 5}
+
+
+async def test_every_active_secret_verifies_during_a_rotation(client, hub, tenant):
+    await connect(client, tenant)
+
+    old = await post(client, payment_event("pay_1", event_id="evt_1"), secret=OLD_SECRET)
+    new = await post(client, payment_event("pay_2", event_id="evt_2"), secret=NEW_SECRET)
+
+    assert (old.status_code, new.status_code) == (200, 200)
+    assert await count(hub, WebhookInbox) == 2
+
+
+async def test_unknown_provider_is_404_and_an_oversized_body_is_413(client, hub):
+    unknown = await client.post("/v1/webhooks/nosuch", content=b"{}")
+    too_big = await post(client, None, body=b"x" * 65_537)  # over testoauth's declared 64 KiB
+
+    assert (unknown.status_code, unknown.json()["error"]["code"]) == (404, "provider_not_found")
+    assert (too_big.status_code, too_big.json()["error"]["code"]) == (413, "body_too_large")
+    assert await count(hub, WebhookInbox) == 0
+
+
+async def test_an_authentic_body_that_does_not_parse_is_kept_as_failed_with_the_reason(client, hub, tenant):
+    answer = await post(client, None, body=b"this is not json")
+
+    assert answer.status_code == 200
+    [row] = await inbox_rows(hub)
+    assert row.status == "failed" and row.body == "this is not json"
+    assert row.last_error.startswith("unparseable body: JSONDecodeError")
+    failed = (await client.get("/v1/admin/webhook-inbox?status=failed", headers=ADMIN)).json()
+    assert [r["id"] for r in failed] == [str(row.id)]
+    again = await client.post(f"/v1/admin/webhook-inbox/{row.id}/reprocess", headers=ADMIN)
+    assert (again.status_code, again.json()["error"]["code"]) == (409, "webhook_unparseable")
+
+
+async def test_an_event_for_no_connection_is_kept_unrouted_and_processed_once_its_tenant_connects(
+        client, hub, tenant, jobs):
+    assert (await post(client, payment_event())).status_code == 200
+    [row] = await inbox_rows(hub)
+    assert (row.status, row.tenant_id) == ("unrouted", None)
+    unrouted = (await client.get("/v1/admin/webhook-inbox?status=unrouted", headers=ADMIN)).json()
+    assert [r["id"] for r in unrouted] == [str(row.id)]
+    assert (await client.get("/v1/webhook-inbox", headers=tenant.headers)).json() == []
+    early = await client.post(f"/v1/admin/webhook-inbox/{row.id}/reprocess", headers=ADMIN)
+    assert (early.status_code, early.json()["error"]["code"]) == (409, "webhook_unrouted")
+
+    await connect(client, tenant)
+    answer = await client.post(f"/v1/admin/webhook-inbox/{row.id}/reprocess", headers=ADMIN)
+
+    assert answer.status_code == 202
+    [row] = await processed(hub)
+    assert row.tenant_id == tenant.id
+    assert len((await client.get("/v1/events?type=payment.received", headers=tenant.headers)).json()) == 1
+
+
+async def test_a_failing_handler_is_retried_and_its_row_shows_attempts_and_the_error(client, hub, tenant, jobs,
+                                                                                     monkeypatch):
+    import hub.webhooks.inbound as inbound
+
+    monkeypatch.setattr(inbound, "MAX_ATTEMPTS", 2)
+    await connect(client, tenant)
+    flaky = {"id": "evt_flaky", "type": "flaky", "account": "acct-42", "data": {"note": "maintenance"}}
+
+    assert (await post(client, flaky)).status_code == 200
+
+    async def retrying():
+        [row] = await inbox_rows(hub)
+        return row if row.attempts == 1 else None
+
+    row = await wait_for(retrying)
+    assert row.status == "pending" and "bad day (maintenance)" in row.last_error
+    async with hub.session() as session:  # its next attempt waits in the job's row, with a backoff
+        job = await session.get(Job, row.job_id)
+        job.run_at = job.run_at.replace(year=2000)  # due now
+    mine = (await client.get("/v1/webhook-inbox?status=pending", headers=tenant.headers)).json()
+    assert [(r["id"], r["attempts"]) for r in mine] == [(str(row.id), 1)]
+
+    async def gave_up():
+        [row] = await inbox_rows(hub)
+        return row if row.status == "failed" else None
+
+    row = await wait_for(gave_up)
+    assert row.attempts == 2 and "bad day" in row.last_error
+
+    again = await client.post(f"/v1/webhook-inbox/{row.id}/reprocess", headers=tenant.headers)
+    assert again.status_code == 202 and again.json()["status"] == "pending"
+    other = await new_tenant(client, "Other Co")
+    assert (await client.post(f"/v1/webhook-inbox/{row.id}/reprocess", headers=other.headers)).status_code == 404
+    assert (await client.get(f"/v1/webhook-inbox/{row.id}", headers=other.headers)).status_code == 404
+
+
+async def test_a_change_notification_starts_an_incremental_read(client, hub, tenant, provider, jobs):
+    await connect(client, tenant)
+    provider.state.put_payment("pay_9", "10.00")
+
+    assert (await post(client, {"id": "evt_c", "type": "payments.changed", "account": "acct-42",
+                                "data": {}})).status_code == 200
+
+    async def stored():
+        items = (await client.get("/v1/records/testoauth/payment", headers=tenant.headers)).json()["items"]
+        return items or None
+
+    assert [r["external_id"] for r in await wait_for(stored)] == ["pay_9"]
+    runs = (await client.get("/v1/syncs?entity=payment", headers=tenant.headers)).json()
+    assert [r["type"] for r in runs] == ["incremental"]
+
+
+
+async def test_per_connection_webhooks_verify_against_the_public_url_and_answer_in_the_providers_format(
+        client, hub, tenant, settings, jobs):
+    connected = await client.put("/v1/connections/testkeys", json={"credentials": {"api_key": API_KEY}},
+                                 headers=tenant.headers)
+    connection_id = connected.json()["id"]
+    path = f"/v1/webhooks/testkeys/{connection_id}"
+    body = b"MessageSid=SM1&From=%2B15551234567&Body=STOP"
+    public = settings.public_url + path
+    signed = {"content-type": "application/x-www-form-urlencoded",
+              "x-testkeys-signature": keys_signature(API_KEY, public, body)}
+
+    # The Host header says something else; the signature is over the URL the provider was given.
+    answer = await client.post(path, content=body, headers=signed | {"host": "attacker.example"})
+
+    assert answer.status_code == 200
+    assert answer.headers["content-type"].startswith("application/xml")
+    assert answer.text.endswith("<Response></Response>")
+    await processed(hub)
+    sms = (await client.get("/v1/events?type=sms.received", headers=tenant.headers)).json()
+    assert [e["data"]["from"] for e in sms] == ["%2B15551234567"]
+
+    as_host = {"x-testkeys-signature": keys_signature(API_KEY, f"http://attacker.example{path}", body)}
+    assert (await client.post(path, content=body.replace(b"SM1", b"SM2"), headers=as_host)).status_code == 401
+    assert (await client.post("/v1/webhooks/testkeys", content=body, headers=signed)).status_code == 404
+    assert (await client.post(f"/v1/webhooks/testkeys/{uuid.uuid4()}", content=body,
+                              headers=signed)).status_code == 404
+    assert await count(hub, Event, Event.type == "sms.received") == 1
