@@ -12,6 +12,8 @@ from hub_quickbooks.config import MINOR_VERSION, Hosts
 QUERY_PAGE = 1000
 """QuickBooks returns at most 1,000 rows per query."""
 IDS_PER_QUERY = 100
+BATCH_SCOPE = "batch"
+"""The scope of batch requests, which QuickBooks limits on their own (``RateLimit(scope=...)``)."""
 
 
 def fault_errors(body: Any) -> list[dict[str, str]]:
@@ -65,11 +67,12 @@ class QuickBooksApi:
         self.base = f"{hosts.api}/v3/company/{ctx.account_id}"
 
     async def request(self, method: str, path: str, *, what: str, params: dict[str, str] | None = None,
-                      json: Any = None, idempotent: bool | None = None) -> dict[str, Any]:
+                      json: Any = None, idempotent: bool | None = None, scope: str | None = None) -> dict[str, Any]:
         token = await self.ctx.access_token()
         response = await self.ctx.http.request(
             method, f"{self.base}/{path}", params={"minorversion": MINOR_VERSION, **(params or {})}, json=json,
             headers={"Authorization": f"Bearer {token}", "Accept": "application/json"}, idempotent=idempotent,
+            scope=scope,
         )
         try:
             body = response.json()
@@ -119,7 +122,7 @@ class QuickBooksApi:
         """One batch request (at most 30 items); ``requestid`` makes a repeat answer the first response.
         Returns bId -> that item's response."""
         body = await self.request("POST", "batch", params={"requestid": requestid}, json={"BatchItemRequest": items},
-                                  what="batch")
+                                  what="batch", scope=BATCH_SCOPE)
         return {str(r.get("bId")): r for r in body.get("BatchItemResponse") or []}
 
     async def create(self, entity: str, payload: dict[str, Any], requestid: str) -> dict[str, Any]:

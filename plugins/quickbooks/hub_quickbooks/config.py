@@ -8,6 +8,8 @@ from dataclasses import dataclass
 
 import msgspec
 
+from hub import RateLimit
+
 SLUG = "quickbooks"
 SCOPE = "com.intuit.quickbooks.accounting"
 MINOR_VERSION = "75"
@@ -15,6 +17,9 @@ API_HOSTS = {
     "production": "https://quickbooks.api.intuit.com",
     "sandbox": "https://sandbox-quickbooks.api.intuit.com",
 }
+RATE_LIMITS = (RateLimit(requests=500, per_seconds=60, concurrency=10),
+               RateLimit(requests=40, per_seconds=60, scope="batch"))
+"""Per company (connection): 500 requests a minute and 10 at once, of which at most 40 batch requests a minute."""
 AUTHORIZE_URL = "https://appcenter.intuit.com/connect/oauth2"
 TOKEN_URL = "https://oauth.platform.intuit.com/oauth2/v1/tokens/bearer"
 REVOKE_URL = "https://developer.api.intuit.com/v2/oauth2/tokens/revoke"

@@ -11,7 +11,6 @@ from hub import (
     InboundSync,
     OutboundSync,
     ProviderInfo,
-    RateLimit,
     ValidationFailed,
     WebhookVerifier,
     hookimpl,
@@ -19,7 +18,7 @@ from hub import (
 from hub.entities import Invoice
 from hub_quickbooks import actions, mappers, webhooks
 from hub_quickbooks.auth import IntuitOAuth2
-from hub_quickbooks.config import SCOPE, SLUG, Hosts, QuickBooksSettings
+from hub_quickbooks.config import RATE_LIMITS, SCOPE, SLUG, Hosts, QuickBooksSettings
 from hub_quickbooks.syncs import BATCH_SIZE, Inbound, Outbound
 
 log = logging.getLogger("hub_quickbooks")
@@ -34,7 +33,7 @@ def hub_register_providers(register):
         slug=SLUG, title="QuickBooks Online", category="accounting", auth_kind="oauth2",
         description="Clients, vendors and invoices to QuickBooks; payments, changes and the chart of accounts back.",
         scopes=(SCOPE,), settings=QuickBooksSettings, webhooks=True,
-        rate_limits=(RateLimit(requests=500, per_seconds=60, concurrency=10),),
+        rate_limits=RATE_LIMITS,
         docs_url="https://developer.intuit.com/app/developer/qbo/docs/get-started",
     ))
 

@@ -549,20 +549,21 @@ class _Handler(BaseHTTPRequestHandler):
             with st.lock:
                 if st.fail_next:
                     status = st.fail_next.pop(0)
-                    return self._send(status, Fault(status, "10000", "An application error has occurred while "
-                                                    "processing your request", type="SystemFault").body(st.stamp()))
-                st.requests.append(f"{method} /{rest}")
-                key = (realm, f"{method} {rest}", query["requestid"]) if query.get("requestid") else None
-                if key and key in st._replies:
-                    st.replayed += 1
-                    status, reply = st._replies[key]
+                    reply = Fault(status, "10000", "An application error has occurred while processing your "
+                                  "request", type="SystemFault").body(st.stamp())
                 else:
-                    status, reply = self._serve(st.company(realm), method, rest, query, body)
-                    if key and status < 500:
-                        st._replies[key] = (status, reply)
-            self._send(status, reply)
+                    st.requests.append(f"{method} /{rest}")
+                    key = (realm, f"{method} {rest}", query["requestid"]) if query.get("requestid") else None
+                    if key and key in st._replies:
+                        st.replayed += 1
+                        status, reply = st._replies[key]
+                    else:
+                        status, reply = self._serve(st.company(realm), method, rest, query, body)
+                        if key and status < 500:
+                            st._replies[key] = (status, reply)
         finally:
-            st.done(realm)
+            st.done(realm)  # finished once its answer exists: the caller may send the next as soon as it has it
+        self._send(status, reply)
 
     def _serve(self, company: Company, method: str, rest: str, query: dict[str, str],
                body: bytes) -> tuple[int, dict[str, Any]]:

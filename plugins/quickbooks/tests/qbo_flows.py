@@ -30,8 +30,9 @@ async def finished(client, tenant, run: dict, timeout: float = 30) -> dict:
     return await wait_for(done, timeout)
 
 
-async def run_sync(client, tenant, entity: str, records: list[dict] | None = None, **extra) -> dict:
-    return await finished(client, tenant, await sync(client, tenant, entity, records, **extra))
+async def run_sync(client, tenant, entity: str, records: list[dict] | None = None, *, timeout: float = 30,
+                   **extra) -> dict:
+    return await finished(client, tenant, await sync(client, tenant, entity, records, **extra), timeout)
 
 
 async def context(hub, tenant_id: uuid.UUID):
