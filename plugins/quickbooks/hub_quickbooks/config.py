@@ -47,7 +47,9 @@ class Hosts:
 
 
 class QuickBooksSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
-    """A connection's settings (``PATCH /v1/connections/quickbooks``)."""
+    """A connection's settings (``PATCH /v1/connections/quickbooks`` with ``settings``). The import interval
+    is not one of them: it is the hub's own per-connection schedule of the payment pull, set by the same PATCH
+    with ``{"sync_schedules": {"payment": {"every_seconds": 900}}}`` (hourly unless changed)."""
 
     auto_sync_clients: bool = True
     """A ``client.created`` / ``client.updated`` event the tenant publishes pushes that client."""
@@ -56,8 +58,3 @@ class QuickBooksSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=Tru
     """An ``invoice.created`` event pushes that invoice (and its client first, if QuickBooks lacks it)."""
     import_payments: bool = True
     """Payments are read from QuickBooks on the schedule and on its webhooks."""
-    import_interval_minutes: int = 60
-
-    def __post_init__(self) -> None:
-        if not 5 <= self.import_interval_minutes <= 1440:
-            raise ValueError("import_interval_minutes is between 5 and 1440")

@@ -104,3 +104,14 @@ async def test_the_chart_of_accounts_is_an_inbound_entity(client, hub, tenant, q
     assert run["created"] == 4
     names = {r["data"]["name"]: r["data"] for r in (await records(client, tenant, "account")).values()}
     assert names["Checking"] == {"id": "1", "name": "Checking", "type": "Bank", "number": "1000", "active": True}
+
+
+async def test_the_import_interval_is_the_payment_pulls_schedule(client, hub, tenant, qbo):
+    await connect(client, tenant)
+    response = await client.patch("/v1/connections/quickbooks", headers=tenant.headers, json={
+        "settings": {"import_payments": True}, "sync_schedules": {"payment": {"every_seconds": 900}}})
+    assert response.status_code == 200, response.text
+    assert response.json()["sync_schedules"] == {"payment": {"every_seconds": 900}}
+    refused = await client.patch("/v1/connections/quickbooks", headers=tenant.headers,
+                                 json={"settings": {"import_interval_minutes": 15}})
+    assert refused.status_code == 422
