@@ -67,6 +67,16 @@ def _run(work: Callable[[Any], Awaitable[T]], *, schema: bool = True) -> T:
         raise click.ClickException(f"the database is unreachable: {type(exc.orig).__name__}") from None
 
 
+def _in_session(work: Callable[[Any], Awaitable[T]]) -> T:
+    """``_run`` for work that needs one unit of work: ``work(session)``."""
+
+    async def run(hub):
+        async with hub.session() as session:
+            return await work(session)
+
+    return _run(run)
+
+
 def _echo_json(value: Any) -> None:
     click.echo(json.dumps(msgspec.to_builtins(value), indent=2))
 
@@ -192,13 +202,12 @@ def tenants_create(name: str, timezone: str) -> None:
     """Create a tenant; prints its id and a new API key (shown once) as JSON."""
     from hub import tenants as svc
 
-    async def work(hub):
-        async with hub.session() as session:
-            tenant = await svc.create_tenant(session, name, {"timezone": timezone})
-            key = await svc.create_api_key(session, tenant.id, "default")
-            return {"tenant": svc.tenant_out(tenant), "api_key": key}
+    async def work(session):
+        tenant = await svc.create_tenant(session, name, {"timezone": timezone})
+        key = await svc.create_api_key(session, tenant.id, "default")
+        return {"tenant": svc.tenant_out(tenant), "api_key": key}
 
-    _echo_json(_run(work))
+    _echo_json(_in_session(work))
 
 
 @tenants.command("list")
@@ -206,11 +215,10 @@ def tenants_list() -> None:
     """All tenants, as JSON."""
     from hub import tenants as svc
 
-    async def work(hub):
-        async with hub.session() as session:
-            return [svc.tenant_out(t) for t in await svc.list_tenants(session)]
+    async def work(session):
+        return [svc.tenant_out(t) for t in await svc.list_tenants(session)]
 
-    _echo_json(_run(work))
+    _echo_json(_in_session(work))
 
 
 @main.group("api-keys")
@@ -225,11 +233,10 @@ def api_keys_create(tenant_id: uuid.UUID, name: str | None) -> None:
     """Issue a new API key (shown once)."""
     from hub import tenants as svc
 
-    async def work(hub):
-        async with hub.session() as session:
-            return await svc.create_api_key(session, tenant_id, name)
+    async def work(session):
+        return await svc.create_api_key(session, tenant_id, name)
 
-    _echo_json(_run(work))
+    _echo_json(_in_session(work))
 
 
 @api_keys.command("list")
@@ -238,12 +245,11 @@ def api_keys_list(tenant_id: uuid.UUID) -> None:
     """A tenant's keys: prefixes, names, last use; never the keys themselves."""
     from hub import tenants as svc
 
-    async def work(hub):
-        async with hub.session() as session:
-            await svc.get_tenant(session, tenant_id)
-            return [svc.api_key_out(k) for k in await svc.list_api_keys(session, tenant_id)]
+    async def work(session):
+        await svc.get_tenant(session, tenant_id)
+        return [svc.api_key_out(k) for k in await svc.list_api_keys(session, tenant_id)]
 
-    _echo_json(_run(work))
+    _echo_json(_in_session(work))
 
 
 @api_keys.command("revoke")
@@ -252,11 +258,10 @@ def api_keys_revoke(key_id: uuid.UUID) -> None:
     """Revoke an API key by its id."""
     from hub import tenants as svc
 
-    async def work(hub):
-        async with hub.session() as session:
-            return svc.api_key_out(await svc.revoke_api_key(session, key_id))
+    async def work(session):
+        return svc.api_key_out(await svc.revoke_api_key(session, key_id))
 
-    _echo_json(_run(work))
+    _echo_json(_in_session(work))
 
 
 @main.command()
@@ -298,14 +303,13 @@ def jobs_list(status: str | None, limit: int) -> None:
     from hub.db.models import Job
     from hub.jobs.schemas import job_out
 
-    async def work(hub):
-        async with hub.session() as session:
-            stmt = select(Job).order_by(Job.created_at.desc()).limit(limit)
-            if status:
-                stmt = stmt.where(Job.status == status)
-            return [job_out(j) for j in (await session.scalars(stmt)).all()]
+    async def work(session):
+        stmt = select(Job).order_by(Job.created_at.desc()).limit(limit)
+        if status:
+            stmt = stmt.where(Job.status == status)
+        return [job_out(j) for j in (await session.scalars(stmt)).all()]
 
-    _echo_json(_run(work))
+    _echo_json(_in_session(work))
 
 
 @jobs.command("retry")
@@ -315,11 +319,10 @@ def jobs_retry(job_id: uuid.UUID) -> None:
     from hub.jobs import outbox
     from hub.jobs.schemas import job_out
 
-    async def work(hub):
-        async with hub.session() as session:
-            return job_out(await outbox.retry(session, job_id))
+    async def work(session):
+        return job_out(await outbox.retry(session, job_id))
 
-    _echo_json(_run(work))
+    _echo_json(_in_session(work))
 
 
 @main.group()
@@ -335,13 +338,12 @@ def webhooks_inbox(status: str | None, provider: str | None, limit: int) -> None
     """Inbound webhooks of every tenant (and the unrouted), newest first, as JSON."""
     from hub.webhooks.inbox import inbox_out, list_inbox
 
-    async def work(hub):
-        async with hub.session() as session:
-            rows = await list_inbox(session, tenant_id=None, status=status, provider=provider, before=None,
-                                    limit=limit)
-            return [inbox_out(r) for r in rows]
+    async def work(session):
+        rows = await list_inbox(session, tenant_id=None, status=status, provider=provider, before=None,
+                                limit=limit)
+        return [inbox_out(r) for r in rows]
 
-    _echo_json(_run(work))
+    _echo_json(_in_session(work))
 
 
 @webhooks.command("reprocess")
@@ -351,11 +353,10 @@ def webhooks_reprocess(inbox_id: uuid.UUID) -> None:
     from hub.webhooks.inbox import inbox_out
     from hub.webhooks.process import reprocess
 
-    async def work(hub):
-        async with hub.session() as session:
-            return inbox_out(await reprocess(session, inbox_id))
+    async def work(session):
+        return inbox_out(await reprocess(session, inbox_id))
 
-    _echo_json(_run(work))
+    _echo_json(_in_session(work))
 
 
 @webhooks.command("rejections")
@@ -363,11 +364,10 @@ def webhooks_rejections() -> None:
     """How many webhooks each provider had refused for a bad signature."""
     from hub.webhooks.inbox import rejection_counts
 
-    async def work(hub):
-        async with hub.session() as session:
-            return await rejection_counts(session)
+    async def work(session):
+        return await rejection_counts(session)
 
-    _echo_json(_run(work))
+    _echo_json(_in_session(work))
 
 
 @webhooks.command("send-test")

@@ -40,6 +40,12 @@ class ConnectionContext:
     _hub: Hub = field(repr=False)
     _credentials: str | None = field(default=None, repr=False)
 
+    @property
+    def webhook_url(self) -> str:
+        """This connection's own webhook URL (``/v1/webhooks/{provider}/{connection_id}``), for providers
+        that are told where to call back per connection (status callbacks, push channels)."""
+        return f"{self._hub.settings.public_url}/v1/webhooks/{self.provider}/{self.connection_id}"
+
     async def access_token(self) -> str:
         """A valid OAuth access token, refreshed first if it expires within five minutes."""
         return await valid_access_token(self._hub, self.connection_id)

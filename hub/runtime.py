@@ -54,6 +54,12 @@ class Hub:
     dispatch: Callable[[uuid.UUID], None] | None = None
     """Sends a committed job to the workers; None where nothing listens (the relay sends it later)."""
 
+    def __post_init__(self) -> None:
+        from hub.webhooks.intake import Intake
+
+        self.webhook_intake = Intake(self)
+        """Stores received webhooks, many requests to a transaction (group commit)."""
+
     @classmethod
     def create(
         cls,
@@ -92,5 +98,6 @@ class Hub:
                 raise
 
     async def aclose(self) -> None:
+        await self.webhook_intake.aclose()
         await self.http.aclose()
         await self.engine.dispose()

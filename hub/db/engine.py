@@ -2,28 +2,44 @@
 
 from __future__ import annotations
 
-from sqlalchemy import event
+import sqlalchemy
+from sqlalchemy import Engine, event
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 
 def create_engine(url: str, **kwargs) -> AsyncEngine:
     if url.startswith("sqlite"):
         engine = create_async_engine(url, connect_args={"timeout": 30}, **kwargs)
-        _sqlite_transactions(engine)
+        _sqlite_transactions(engine.sync_engine)
         return engine
     if url.startswith("postgresql://") or url.startswith("postgres://"):
         url = "postgresql+psycopg://" + url.split("://", 1)[1]
     kwargs.setdefault("pool_pre_ping", True)
     engine = create_async_engine(url, **kwargs)
+    _postgres_lock_timeout(engine.sync_engine)
+    return engine
+
+
+def create_blocking_engine(url: str, **kwargs) -> Engine:
+    """A synchronous engine on the same database, set up as ``create_engine``'s: for work that runs a
+    whole transaction in a thread of its own (one hop from the event loop instead of one per statement)."""
+    if url.startswith("sqlite"):
+        engine = sqlalchemy.create_engine(url.replace("+aiosqlite", "", 1), connect_args={"timeout": 30}, **kwargs)
+        _sqlite_transactions(engine)
+        return engine
+    if url.startswith("postgresql://") or url.startswith("postgres://"):
+        url = "postgresql+psycopg://" + url.split("://", 1)[1]
+    kwargs.setdefault("pool_pre_ping", True)
+    engine = sqlalchemy.create_engine(url, **kwargs)
     _postgres_lock_timeout(engine)
     return engine
 
 
-def _postgres_lock_timeout(engine: AsyncEngine) -> None:
+def _postgres_lock_timeout(engine: Engine) -> None:
     """A statement waiting on a lock gives up after 30 s (as SQLite's busy timeout does) instead of
     waiting forever behind a transaction that never ends."""
 
-    @event.listens_for(engine.sync_engine, "connect")
+    @event.listens_for(engine, "connect")
     def _connect(dbapi_connection, _record):
         autocommit = dbapi_connection.autocommit
         dbapi_connection.autocommit = True
@@ -33,14 +49,14 @@ def _postgres_lock_timeout(engine: AsyncEngine) -> None:
         dbapi_connection.autocommit = autocommit
 
 
-def _sqlite_transactions(engine: AsyncEngine) -> None:
+def _sqlite_transactions(engine: Engine) -> None:
     """Let SQLAlchemy, not the sqlite3 module, begin transactions (SQLAlchemy's documented recipe), and
     begin them IMMEDIATE: a transaction that read first and writes later would otherwise fail at once
     with "database is locked" (WAL's busy snapshot, which no busy timeout waits out) whenever another
     connection wrote in between. Transactions are short, so queueing them costs little; SQLite has one
     writer at a time anyway."""
 
-    @event.listens_for(engine.sync_engine, "connect")
+    @event.listens_for(engine, "connect")
     def _connect(dbapi_connection, _record):
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
@@ -49,7 +65,7 @@ def _sqlite_transactions(engine: AsyncEngine) -> None:
         cursor.execute("PRAGMA busy_timeout=30000")
         cursor.close()
 
-    @event.listens_for(engine.sync_engine, "begin")
+    @event.listens_for(engine, "begin")
     def _begin(conn):
         conn.exec_driver_sql("BEGIN IMMEDIATE")
 

@@ -14,7 +14,7 @@ import logging
 import random
 import re
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -82,6 +82,22 @@ def enqueue(
     if due and dispatch is not None:
         session.info.setdefault(OUTBOX_KEY, []).append(job.id)
     return job
+
+
+def job_rows(kind: str, jobs: Sequence[tuple[uuid.UUID, dict[str, Any], uuid.UUID | None]], *,
+             max_attempts: int = 8, sent: bool = False) -> list[dict[str, Any]]:
+    """Rows of the ``jobs`` table for many jobs of one kind due now — (id, payload, tenant id) each — for
+    a caller that inserts them in bulk in its own transaction and, with ``sent``, nudges the workers
+    about each id once it commits (as ``enqueue`` does after commit)."""
+    if kind not in JOB_KINDS:
+        raise ValueError(f"no job handler for {kind!r}")
+    moment = now()
+    return [
+        {"id": job_id, "tenant_id": tenant_id, "kind": kind, "payload": payload, "status": "pending",
+         "attempts": 0, "max_attempts": max_attempts, "run_at": moment, "sent_at": moment if sent else None,
+         "created_at": moment, "updated_at": moment}
+        for job_id, payload, tenant_id in jobs
+    ]
 
 
 @event.listens_for(Session, "after_commit")

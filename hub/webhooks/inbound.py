@@ -8,29 +8,24 @@ import hashlib
 import inspect
 import logging
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import msgspec
-from sqlalchemy import select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hub.connections import connection_context
-from hub.counters import reserve
-from hub.db.models import Connection, WebhookInbox, utcnow
+from hub.db.models import Connection, utcnow
 from hub.errors import HubError, NotFound, Unauthorized
 from hub.handlers import VerifiedEvent, WebhookReply, WebhookRequest, WebhookVerifier
-from hub.jobs.outbox import describe, enqueue
+from hub.jobs.outbox import describe
 
 if TYPE_CHECKING:
     from hub.runtime import Hub
 
 log = logging.getLogger("hub.webhooks")
 
-PROCESS_JOB = "webhook.process"
-MAX_ATTEMPTS = 8
 KEPT_BODY_CHARS = 1_048_576
 
 
@@ -72,12 +67,13 @@ async def receive(
     url = hub.settings.public_url + path + (f"?{query_string}" if query_string else "")
     request = WebhookRequest(body=body, headers={k.lower(): v for k, v in headers.items()}, url=url,
                              query=dict(query))
-    async with hub.session() as session:
-        conn = await _path_connection(session, provider, connection_id) if connection_id else None
-        ctx = await connection_context(hub, session, conn) if conn is not None and conn.status == "connected" \
-            else None
-    if connection_id is not None and ctx is None:
-        raise NotFound("no such connection", code="webhook_url_not_found")
+    conn = ctx = None
+    if connection_id is not None:
+        async with hub.session() as session:
+            conn = await _path_connection(session, provider, connection_id)
+            if conn is None or conn.status != "connected":
+                raise NotFound("no such connection", code="webhook_url_not_found")
+            ctx = await connection_context(hub, session, conn)
 
     try:
         outcome = verifier.verify(request, ctx)
@@ -86,8 +82,7 @@ async def receive(
     except Exception as exc:
         if not isinstance(exc, Unauthorized):
             log.warning("%s webhook verifier raised %s; rejected", provider, type(exc).__name__)
-        async with hub.session() as session:
-            await reserve(session, rejected_counter(provider))
+        hub.webhook_intake.count_rejection(provider)
         raise Unauthorized(f"the {provider} webhook signature does not verify", code="invalid_signature") from None
 
     body_hash = hashlib.sha256(body).hexdigest()
@@ -97,17 +92,13 @@ async def receive(
             raise TypeError("parse must return VerifiedEvent objects")
         rows = [_row(provider, event, index, body_hash) for index, event in enumerate(events)]
     except Exception as exc:
-        events, rows = [], [_unparseable(provider, body, body_hash, describe(exc))]
+        events, rows = [], [_unparseable(provider, body, body_hash, f"unparseable body: {describe(exc)}")]
         log.warning("%s webhook verified but could not be parsed: %s", provider, rows[0]["last_error"])
 
-    async with hub.session() as session:
-        await _route(session, provider, rows, conn.id if connection_id else None,
-                     conn.tenant_id if connection_id else None)
-        inserted = await _insert_new(session, rows)
-        for row in rows:
-            if row["id"] in inserted and row["status"] == "pending":
-                enqueue(session, PROCESS_JOB, {"inbox_id": str(row["id"])}, tenant_id=row["tenant_id"],
-                        max_attempts=MAX_ATTEMPTS, id=row["job_id"])
+    def unstorable(reason: str) -> dict[str, Any]:
+        return _unparseable(provider, body.replace(b"\x00", b""), body_hash, reason)
+
+    inserted = await hub.webhook_intake.store(provider, rows, conn, unstorable)
     reply = verifier.reply(request, events) if verifier.reply is not None else WebhookReply()
     return Received(reply=reply, stored=len(inserted), duplicates=len(rows) - len(inserted))
 
@@ -132,41 +123,5 @@ def _unparseable(provider: str, body: bytes, body_hash: str, reason: str) -> dic
     return {
         "id": uuid.uuid4(), "provider": provider, "dedup_key": f"sha256:{body_hash}", "event_type": None,
         "account_id": None, "payload": None, "body": body.decode("utf-8", "replace")[:KEPT_BODY_CHARS],
-        "status": "failed", "last_error": f"unparseable body: {reason}", "job_id": None, "received_at": utcnow(),
+        "status": "failed", "last_error": reason, "job_id": None, "received_at": utcnow(),
     }
-
-
-async def _route(session: AsyncSession, provider: str, rows: Sequence[dict[str, Any]],
-                 connection_id: uuid.UUID | None, tenant_id: uuid.UUID | None) -> None:
-    """Each row gets its connection: the URL's, else the connected connection with the event's account
-    id (the most recently connected, if several tenants connected the same account)."""
-    if connection_id is not None:
-        for row in rows:
-            row["connection_id"], row["tenant_id"] = connection_id, tenant_id
-        return
-    accounts = {row["account_id"] for row in rows if row["account_id"]}
-    owners: dict[str, tuple[uuid.UUID, uuid.UUID]] = {}
-    if accounts:
-        found = await session.execute(
-            select(Connection.external_account_id, Connection.id, Connection.tenant_id)
-            .where(Connection.provider == provider, Connection.status == "connected",
-                   Connection.external_account_id.in_(accounts))
-            .order_by(Connection.connected_at)
-        )
-        owners = {account: (conn_id, tenant) for account, conn_id, tenant in found.all()}
-    for row in rows:
-        conn_id, tenant = owners.get(row["account_id"] or "", (None, None))
-        row["connection_id"], row["tenant_id"] = conn_id, tenant
-        if conn_id is None and row["status"] == "pending":
-            row["status"], row["job_id"] = "unrouted", None
-
-
-async def _insert_new(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> set[uuid.UUID]:
-    """INSERT ... ON CONFLICT DO NOTHING: the ids of the rows that were new."""
-    dialect = postgresql if session.bind.dialect.name == "postgresql" else sqlite
-    inserted: set[uuid.UUID] = set()
-    for row in rows:  # one statement per event: a body rarely carries more than a few
-        stmt = dialect.insert(WebhookInbox).values(**row).on_conflict_do_nothing(
-            index_elements=["provider", "dedup_key"]).returning(WebhookInbox.id)
-        inserted.update((await session.execute(stmt)).scalars().all())
-    return inserted

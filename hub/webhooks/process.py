@@ -20,7 +20,7 @@ from hub.handlers import VerifiedEvent, WebhookOutcome
 from hub.jobs.outbox import describe, enqueue
 from hub.sync.service import entity_schema, start_inbound
 from hub.sync.store import store_records
-from hub.webhooks.inbound import MAX_ATTEMPTS, PROCESS_JOB
+from hub.webhooks.intake import MAX_ATTEMPTS, PROCESS_JOB
 
 if TYPE_CHECKING:
     from hub.runtime import Hub

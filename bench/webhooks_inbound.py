@@ -1,0 +1,315 @@
+"""Inbound webhooks against a bare endpoint, side by side in one run.
+
+A separate load process (this one) posts signed provider webhooks over keep-alive HTTP/1.1 connections
+to a server process on 127.0.0.1, first to the hub and then to a bare Litestar app that answers 200 at
+the same path, both served by uvicorn with the same settings. The hub verifies each webhook (HMAC-SHA256
+over a timestamp and the body, as Stripe signs), parses it, routes it to the tenant's connection, stores
+it in the inbox and queues its processing job in one transaction, and answers. Every event has its own
+id, so each is stored.
+
+Prints each server's throughput and p50/p99 latency, and the hub's share of the bare ceiling, for SQLite
+and (with ``--database-url``) PostgreSQL; then checks that every webhook was stored and queued.
+
+The processing jobs are queued, not run, while the load lasts: with ``--broker-url`` each job is sent to
+Redis (what ``hub serve`` does in production, beside ``hub worker`` processes); without it the job rows
+wait for the relay. Either way the answer never waits for a handler.
+
+Run: ``python bench/webhooks_inbound.py`` (``--help`` for the options).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import hashlib
+import hmac
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+PROVIDER = "benchpay"
+ACCOUNT = "acct_bench"
+SECRET = "whsec_bench_not_a_secret"
+API_KEY = "bench-key"
+ENCRYPTION_KEY = "q0eDJi4JuQkMDdFs3nXgBEpm-bDDdH8xd_IoFhPkW2c"
+TARGET_SHARE = 0.5
+
+
+# --------------------------------------------------------------------------------------------------
+# The bench's provider plugin (loaded by the hub server process from this file).
+
+def _plugin():
+    import msgspec
+
+    from hub import (
+        AccountInfo,
+        ApiKeyAuth,
+        ProviderInfo,
+        Unauthorized,
+        VerifiedEvent,
+        WebhookVerifier,
+        hookimpl,
+    )
+
+    class Fields(msgspec.Struct):
+        api_key: str
+
+    class Plugin:
+        @hookimpl
+        def hub_register_providers(self, register):
+            register(ProviderInfo(slug=PROVIDER, title="Bench Pay", category="payments", auth_kind="api_key",
+                                  webhooks=True))
+
+        @hookimpl
+        def hub_register_auth(self, register):
+            async def check(http, fields):
+                return AccountInfo(id=ACCOUNT, name="Bench account")
+
+            register(ApiKeyAuth(PROVIDER, fields=Fields, check=check))
+
+        @hookimpl
+        def hub_register_webhook_verifiers(self, register):
+            def verify(request, connection):
+                parts = dict(p.split("=", 1) for p in request.headers.get("bench-signature", "").split(",")
+                             if "=" in p)
+                timestamp, given = parts.get("t", ""), parts.get("v1", "")
+                expected = hmac.new(SECRET.encode(), f"{timestamp}.".encode() + request.body,
+                                    hashlib.sha256).hexdigest()
+                if not hmac.compare_digest(expected, given):
+                    raise Unauthorized("signature mismatch")
+                if not timestamp.isdigit() or abs(time.time() - int(timestamp)) > 300:
+                    raise Unauthorized("stale")
+
+            def parse(request):
+                event = json.loads(request.body)
+                return [VerifiedEvent(type=event["type"], payload=event["data"], account_id=event["account"],
+                                      event_id=event["id"])]
+
+            async def handle(ctx, event):
+                return None
+
+            register(WebhookVerifier(provider=PROVIDER, verify=verify, parse=parse, handle=handle))
+
+    return Plugin()
+
+
+# --------------------------------------------------------------------------------------------------
+# The server process: the hub, or the bare app, under the same uvicorn settings.
+
+def serve(kind: str, port: int, database_url: str, home: str, broker_url: str | None) -> None:
+    import uvicorn
+
+    if kind == "bare":
+        from litestar import Litestar, Request, Response, post
+
+        @post("/v1/webhooks/{provider:str}", status_code=200,
+              signature_namespace={"Request": Request, "Response": Response})
+        async def bare(request: Request, provider: str) -> Response:
+            await request.body()
+            return Response(b'{"received":true}', media_type="application/json")
+
+        app = Litestar([bare], logging_config=None)
+    else:
+        from hub.api.app import create_app
+        from hub.config import Settings
+        from hub.jobs.worker import SendOnlyJobs
+        from hub.runtime import Hub
+
+        settings = Settings(home=Path(home), database_url=database_url, encryption_keys=(ENCRYPTION_KEY,),
+                            admin_token="bench-admin-token-0123456789", plugins=())
+        hub = Hub.create(settings, entry_points=False, extra_plugins=[("bench", _plugin())])
+        app = create_app(hub, owns_hub=True,
+                         background=SendOnlyJobs(broker_url=broker_url) if broker_url else None)
+    uvicorn.run(app, host="127.0.0.1", port=port, log_config=None, access_log=False, lifespan="on")
+
+
+async def prepare(database_url: str, home: str) -> None:
+    """Schema, a tenant and its connection whose account the webhooks name."""
+    from hub.config import Settings
+    from hub.connections import connect_with_credentials
+    from hub.db.migrate import upgrade_async
+    from hub.runtime import Hub
+    from hub.tenants import create_tenant
+
+    settings = Settings(home=Path(home), database_url=database_url, encryption_keys=(ENCRYPTION_KEY,),
+                        admin_token="bench-admin-token-0123456789", plugins=())
+    hub = Hub.create(settings, entry_points=False, extra_plugins=[("bench", _plugin())])
+    try:
+        await upgrade_async(hub.engine)
+        async with hub.session() as session:
+            tenant = await create_tenant(session, "Bench Builders", None)
+        async with hub.session(tenant.id) as session:
+            await connect_with_credentials(hub, session, tenant.id, PROVIDER, {"api_key": API_KEY}, None)
+    finally:
+        await hub.aclose()
+
+
+async def stored_counts(database_url: str) -> tuple[int, int]:
+    from sqlalchemy import func, select
+
+    from hub.db.engine import create_engine
+    from hub.db.models import Job, WebhookInbox
+
+    engine = create_engine(database_url)
+    try:
+        async with engine.connect() as conn:
+            inbox = await conn.scalar(select(func.count()).select_from(WebhookInbox)
+                                      .where(WebhookInbox.status == "pending"))
+            jobs = await conn.scalar(select(func.count()).select_from(Job).where(Job.kind == "webhook.process"))
+            return inbox, jobs
+    finally:
+        await engine.dispose()
+
+
+# --------------------------------------------------------------------------------------------------
+# The load: raw HTTP/1.1 over keep-alive connections, requests signed before the clock starts, so the
+# load process spends almost nothing per request and the server is what is measured.
+
+def signed_requests(n: int, port: int) -> list[bytes]:
+    now = str(int(time.time()))
+    requests = []
+    for _ in range(n):
+        body = json.dumps({"id": f"evt_{uuid.uuid4().hex}", "type": "payment_intent.succeeded", "account": ACCOUNT,
+                           "data": {"id": f"pi_{uuid.uuid4().hex[:16]}", "amount": 12500, "currency": "usd"}}
+                          ).encode()
+        signature = hmac.new(SECRET.encode(), f"{now}.".encode() + body, hashlib.sha256).hexdigest()
+        head = (f"POST /v1/webhooks/{PROVIDER} HTTP/1.1\r\nhost: 127.0.0.1:{port}\r\n"
+                f"content-type: application/json\r\ncontent-length: {len(body)}\r\n"
+                f"bench-signature: t={now},v1={signature}\r\n\r\n").encode()
+        requests.append(head + body)
+    return requests
+
+
+async def load(port: int, requests: list[bytes], concurrency: int) -> tuple[float, list[float], dict[int, int]]:
+    queue = iter(requests)
+    latencies: list[float] = []
+    statuses: dict[int, int] = {}
+
+    async def connection() -> None:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        try:
+            for request in queue:
+                started = time.perf_counter()
+                writer.write(request)
+                head = await reader.readuntil(b"\r\n\r\n")
+                status = int(head.split(b" ", 2)[1])
+                length = 0
+                for line in head.split(b"\r\n")[1:]:
+                    if line.lower().startswith(b"content-length:"):
+                        length = int(line.split(b":", 1)[1])
+                await reader.readexactly(length)
+                latencies.append(time.perf_counter() - started)
+                statuses[status] = statuses.get(status, 0) + 1
+        finally:
+            writer.close()
+
+    started = time.perf_counter()
+    await asyncio.gather(*(connection() for _ in range(concurrency)))
+    return time.perf_counter() - started, latencies, statuses
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_server(kind: str, database_url: str, home: str, broker_url: str | None) -> tuple[subprocess.Popen, int]:
+    port = free_port()
+    args = [sys.executable, __file__, "_serve", kind, str(port), database_url, home, broker_url or ""]
+    process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return process, port
+        except OSError:
+            if process.poll() is not None:
+                raise SystemExit(f"the {kind} server failed to start:\n{process.stderr.read()}") from None
+            time.sleep(0.1)
+    process.kill()
+    raise SystemExit(f"the {kind} server did not start in 30 s")
+
+
+def stop_server(process: subprocess.Popen) -> None:
+    process.terminate()
+    try:
+        process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        process.kill()
+
+
+def measure(kind: str, database_url: str, home: str, broker_url: str | None, n: int, warmup: int,
+            concurrency: int) -> dict:
+    process, port = start_server(kind, database_url, home, broker_url)
+    try:
+        asyncio.run(load(port, signed_requests(warmup, port), concurrency))
+        seconds, latencies, statuses = asyncio.run(load(port, signed_requests(n, port), concurrency))
+    finally:
+        stop_server(process)
+    latencies.sort()
+    return {"rate": n / seconds, "p50": statistics.median(latencies) * 1000,
+            "p99": latencies[int(len(latencies) * 0.99) - 1] * 1000, "statuses": statuses}
+
+
+def run_backend(label: str, database_url: str, home: str, args) -> bool:
+    asyncio.run(prepare(database_url, home))
+    hub = measure("hub", database_url, home, args.broker_url, args.requests, args.warmup, args.concurrency)
+    bare = measure("bare", database_url, home, None, args.requests, args.warmup, args.concurrency)
+    inbox, jobs = asyncio.run(stored_counts(database_url))
+    share = hub["rate"] / bare["rate"]
+    print(f"\n{label}: {args.requests} signed webhooks, {args.concurrency} connections "
+          f"(+{args.warmup} warm-up), jobs {'sent to Redis' if args.broker_url else 'left for the relay'}")
+    print(f"  {'':6} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8}  statuses")
+    for name, result in (("hub", hub), ("bare", bare)):
+        print(f"  {name:6} {result['rate']:9.0f} {result['p50']:8.2f} {result['p99']:8.2f}  {result['statuses']}")
+    print(f"  hub / bare = {share:.2f} of the ceiling")
+    expected = args.requests + args.warmup
+    print(f"  stored in the inbox: {inbox}, processing jobs queued: {jobs} (expected {expected} each)")
+    ok_stored = inbox == expected and jobs == expected and hub["statuses"] == {200: args.requests}
+    print(f"  {'PASS' if share >= TARGET_SHARE else 'FAIL'}: hub at least {TARGET_SHARE:.0%} of the bare ceiling")
+    print(f"  {'PASS' if ok_stored else 'FAIL'}: every webhook answered 200, stored once and queued")
+    return share >= TARGET_SHARE and ok_stored
+
+
+def main() -> None:
+    if len(sys.argv) > 1 and sys.argv[1] == "_serve":
+        _, _, kind, port, database_url, home, broker_url = sys.argv
+        sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+        serve(kind, int(port), database_url, home, broker_url or None)
+        return
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--requests", type=int, default=5000)
+    parser.add_argument("--warmup", type=int, default=500)
+    parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--database-url", help="also run on this PostgreSQL (in a scratch schema)")
+    parser.add_argument("--broker-url", help="a redis:// URL: the hub sends each processing job to it")
+    args = parser.parse_args()
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from sync_engine import describe, new_database
+
+    ok = True
+    with tempfile.TemporaryDirectory() as folder:
+        backends = [None] + ([args.database_url] if args.database_url else [])
+        for index, base in enumerate(backends):
+            run_folder = Path(folder, f"run{index}")
+            run_folder.mkdir()
+            database = new_database(base, run_folder)
+            try:
+                ok &= run_backend(describe(database.url), database.url, str(run_folder / "home"), args)
+            finally:
+                if database.cleanup:
+                    database.cleanup()
+    sys.exit(0 if ok else 1)
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("PYTHONHASHSEED", "0")
+    main()

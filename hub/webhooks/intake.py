@@ -1,0 +1,231 @@
+"""Storing received webhooks with group commit.
+
+Every webhook must be in the inbox, with its processing job, before the hub answers 2xx. One transaction
+per request would make the database's commit the ceiling (and SQLite has one writer at a time), so the
+requests of one process share transactions: a request hands its rows to the intake and waits; one
+writer task takes everything that is waiting, routes it, inserts it and commits once, then answers them
+all. Requests that arrive while a commit is in flight form the next batch, so a lone request waits for
+no timer, and a busy hub commits once per batch rather than once per request.
+
+The writer runs each batch's whole transaction in a thread of its own, on a synchronous connection:
+one hop from the event loop per batch, not one per statement, so a busy loop (the requests themselves)
+does not stretch the transaction.
+
+A batch that fails as a whole is retried request by request, so one bad request fails alone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections import Counter
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import Connection as Connection_
+from sqlalchemy import Engine, insert, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import DataError
+
+from hub.counters import NEXT_VALUE
+from hub.db.engine import create_blocking_engine
+from hub.db.models import Connection, Job, WebhookInbox
+from hub.jobs.outbox import describe, job_rows
+
+if TYPE_CHECKING:
+    from hub.runtime import Hub
+
+log = logging.getLogger("hub.webhooks")
+
+PROCESS_JOB = "webhook.process"
+MAX_ATTEMPTS = 8
+MAX_BATCH_ROWS = 500  # 14 columns a row: well within SQLite's 32,766 bound parameters
+
+
+class Submission:
+    """One request's rows: routed by the writer (unless the URL named the connection)."""
+
+    def __init__(self, provider: str, rows: list[dict[str, Any]], connection: Connection | None,
+                 unstorable: Callable[[str], dict[str, Any]] | None) -> None:
+        self.provider = provider
+        self.rows = rows
+        self.connection = connection
+        self.unstorable = unstorable
+        """Builds the row that keeps the request as ``failed`` when the database refuses its events
+        (PostgreSQL takes no NUL character in JSON or text)."""
+        self.future: asyncio.Future[set[uuid.UUID]] = asyncio.get_running_loop().create_future()
+
+
+class Intake:
+    def __init__(self, hub: Hub) -> None:
+        self.hub = hub
+        self._waiting: list[Submission] = []
+        self._rejections: Counter[str] = Counter()
+        self._wake: asyncio.Event | None = None
+        self._task: asyncio.Task | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._engine: Engine | None = None
+        self._thread: ThreadPoolExecutor | None = None
+
+    async def store(self, provider: str, rows: list[dict[str, Any]], connection: Connection | None,
+                    unstorable: Callable[[str], dict[str, Any]] | None = None) -> set[uuid.UUID]:
+        """Store the rows (routed, deduplicated) and queue their jobs; returns the ids that were new."""
+        submission = Submission(provider, rows, connection, unstorable)
+        self._waiting.append(submission)
+        self._nudge()
+        return await submission.future
+
+    def count_rejection(self, provider: str) -> None:
+        """A refused webhook: counted with the next batch, so a flood of forgeries costs no transaction each."""
+        self._rejections[provider] += 1
+        self._nudge()
+
+    def _nudge(self) -> None:
+        loop = asyncio.get_running_loop()
+        if self._task is None or self._task.done() or self._loop is not loop:
+            self._loop, self._wake = loop, asyncio.Event()
+            self._task = loop.create_task(self._write_forever(), name="hub-webhook-intake")
+        self._wake.set()
+
+    async def aclose(self) -> None:
+        """Write what is waiting, then stop."""
+        if self._task is not None and not self._task.done() and self._loop is asyncio.get_running_loop():
+            while self._waiting or self._rejections:
+                await self._write_batch()
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+        if self._engine is not None:
+            await asyncio.get_running_loop().run_in_executor(self._thread, self._engine.dispose)
+            self._engine = None
+        if self._thread is not None:
+            self._thread.shutdown(wait=False)
+            self._thread = None
+
+    async def _write_forever(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            while self._waiting or self._rejections:
+                await self._write_batch()
+
+    async def _write_batch(self) -> None:
+        batch: list[Submission] = []
+        rows = 0
+        while self._waiting and (not batch or rows + len(self._waiting[0].rows) <= MAX_BATCH_ROWS):
+            submission = self._waiting.pop(0)
+            batch.append(submission)
+            rows += len(submission.rows)
+        rejections, self._rejections = self._rejections, Counter()
+        try:
+            inserted = await self._write(batch, rejections)
+        except Exception as exc:
+            if len(batch) == 1 and not rejections:
+                await self._write_alone(batch[0], exc)
+                return
+            log.warning("a batch of %d webhooks failed (%s); writing them one by one", len(batch), describe(exc))
+            for submission in batch:
+                try:
+                    _settle(submission, await self._write([submission], Counter()))
+                except Exception as single:
+                    await self._write_alone(submission, single)
+            try:
+                await self._write([], rejections)
+            except Exception as counting:
+                log.warning("could not count %d rejected webhooks: %s", sum(rejections.values()), describe(counting))
+            return
+        for submission in batch:
+            _settle(submission, inserted)
+
+    async def _write_alone(self, submission: Submission, error: Exception) -> None:
+        """A request whose rows the database refused: keep it as a failed row with the reason, if the
+        database refused its data (not if it is down)."""
+        if not isinstance(error, DataError) or submission.unstorable is None:
+            _settle(submission, error)
+            return
+        submission.rows = [submission.unstorable(f"the database refused the event: {describe(error)}")]
+        log.warning("%s webhook kept as failed: %s", submission.provider, submission.rows[0]["last_error"])
+        try:
+            _settle(submission, await self._write([submission], Counter()))
+        except Exception as again:
+            _settle(submission, again)
+
+    async def _write(self, batch: Sequence[Submission], rejections: Counter[str]) -> set[uuid.UUID]:
+        if self._thread is None:
+            self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="hub-webhook-intake")
+        if self._engine is None:
+            self._engine = create_blocking_engine(self.hub.settings.resolved_database_url, pool_size=1)
+        inserted, job_ids = await asyncio.get_running_loop().run_in_executor(
+            self._thread, self._write_blocking, batch, rejections, self.hub.dispatch is not None)
+        for job_id in job_ids:  # committed: nudge the workers (the relay re-sends any this misses)
+            try:
+                self.hub.dispatch(job_id)
+            except Exception as exc:
+                log.warning("could not send job %s to the broker (%s); the relay will", job_id, type(exc).__name__)
+        return inserted
+
+    def _write_blocking(self, batch: Sequence[Submission], rejections: Counter[str], dispatching: bool
+                        ) -> tuple[set[uuid.UUID], list[uuid.UUID]]:
+        with self._engine.begin() as conn:
+            for provider, n in sorted(rejections.items()):
+                conn.execute(NEXT_VALUE, {"name": f"webhooks.rejected:{provider}", "n": n})
+            if not batch:
+                return set(), []
+            _route(conn, batch)
+            rows = [row for submission in batch for row in submission.rows]
+            stmt = _INSERT_NEW["postgresql" if conn.dialect.name == "postgresql" else "sqlite"]
+            inserted = set(conn.execute(stmt, rows).scalars().all())
+            jobs = job_rows(PROCESS_JOB, [
+                (row["job_id"], {"inbox_id": str(row["id"])}, row["tenant_id"])
+                for row in rows if row["id"] in inserted and row["status"] == "pending"
+            ], max_attempts=MAX_ATTEMPTS, sent=dispatching)
+            if jobs:
+                conn.execute(insert(Job.__table__), jobs)
+        return inserted, [job["id"] for job in jobs] if dispatching else []
+
+
+def _settle(submission: Submission, outcome: set[uuid.UUID] | BaseException) -> None:
+    if submission.future.done():
+        return  # its request went away
+    if isinstance(outcome, BaseException):
+        submission.future.set_exception(outcome)
+    else:
+        submission.future.set_result({row["id"] for row in submission.rows} & outcome)
+
+
+def _route(conn: Connection_, batch: Sequence[Submission]) -> None:
+    """Each row gets its connection: the URL's, else the connected connection of its provider with the
+    event's account id (the most recently connected, if several tenants connected the same account).
+    One query for the whole batch."""
+    wanted = {(s.provider, row["account_id"]) for s in batch if s.connection is None
+              for row in s.rows if row["account_id"]}
+    owners: dict[tuple[str, str], tuple[uuid.UUID, uuid.UUID]] = {}
+    if wanted:
+        found = conn.execute(
+            select(Connection.provider, Connection.external_account_id, Connection.id, Connection.tenant_id)
+            .where(Connection.status == "connected",
+                   Connection.provider.in_({p for p, _ in wanted}),
+                   Connection.external_account_id.in_({a for _, a in wanted}))
+            .order_by(Connection.connected_at)
+        )
+        owners = {(provider, account): (conn_id, tenant) for provider, account, conn_id, tenant in found.all()}
+    for submission in batch:
+        for row in submission.rows:
+            if submission.connection is not None:
+                row["connection_id"], row["tenant_id"] = submission.connection.id, submission.connection.tenant_id
+                continue
+            row["connection_id"], row["tenant_id"] = owners.get((submission.provider, row["account_id"] or ""),
+                                                                (None, None))
+            if row["connection_id"] is None and row["status"] == "pending":
+                row["status"], row["job_id"] = "unrouted", None
+
+
+_INSERT_NEW = {
+    name: dialect.insert(WebhookInbox).on_conflict_do_nothing(index_elements=["provider", "dedup_key"])
+    .returning(WebhookInbox.id)
+    for name, dialect in (("postgresql", postgresql), ("sqlite", sqlite))
+}
