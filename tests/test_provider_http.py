@@ -244,9 +244,10 @@ async def test_a_scoped_limit_holds_only_its_requests_which_also_count_against_t
     finally:
         if isinstance(throttle, RedisThrottle):
             await throttle.aclose()
-    assert max(starts["batch-1"], starts["batch-2"], starts["plain-1"], starts["plain-2"]) < 0.2
+    plain = sorted(starts[f"plain-{n}"] for n in (1, 2, 3))  # on Redis they race: which one waits is chance
+    assert max(starts["batch-1"], starts["batch-2"], plain[0], plain[1]) < 0.2
     assert starts["batch-3"] >= 0.5  # 2 batch requests per 0.5 s
-    assert starts["plain-3"] >= 0.5  # the two batch requests count against the 4 per 0.5 s
+    assert plain[2] >= 0.5  # the two batch requests count against the 4 per 0.5 s
 
 
 def test_a_connections_request_holds_the_unscoped_limits_and_those_of_its_scope():
