@@ -18,6 +18,7 @@ from hub.tokens import valid_access_token
 
 if TYPE_CHECKING:
     from hub.config import Settings
+    from hub.handlers import PushResult
     from hub.runtime import Hub
 
 
@@ -90,6 +91,14 @@ class ConnectionContext:
                     column.in_(keys[start:start + 500])))
                 found.update(pick(row) for row in rows)
         return found
+
+    async def push(self, entity: str, records: Iterable[Any]) -> dict[str, PushResult]:
+        """Push hub records of ``entity`` now through this provider's outbound sync for it, saving their
+        mappings as a sync run would (unchanged ones are not sent). For a record that needs another first,
+        such as an invoice whose client the provider has never seen. Returns hub id -> ``PushResult``."""
+        from hub.sync.engine import push_records
+
+        return await push_records(self._hub, self, entity, list(records))
 
     def credentials(self, fields: type[msgspec.Struct]) -> Any:
         """The API-key credentials the tenant connected with, decoded into the provider's fields type."""

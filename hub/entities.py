@@ -77,6 +77,13 @@ class Invoice(Entity, kw_only=True):
     job_name: Text | None = None
     currency: Annotated[str, msgspec.Meta(pattern=r"^[A-Z]{3}$")] = "USD"
     line_items: Annotated[list[InvoiceLine], msgspec.Meta(min_length=1)]
+    client: Client | None = None
+    """The invoice's client (its ``id`` is ``client_id``), for a provider that must have the client before
+    the invoice: a plugin pushes it first (``ctx.push``) when it is not mapped yet."""
+
+    def __post_init__(self) -> None:
+        if self.client is not None and self.client.id != self.client_id:
+            raise ValueError("client.id must equal client_id")
 
     @property
     def total(self) -> Decimal:

@@ -67,11 +67,21 @@ class PushResult(msgspec.Struct, kw_only=True):
     what was kept before."""
 
 
+class NewEvent(msgspec.Struct, kw_only=True):
+    """A normalized hub event a handler asks the hub to record (``payment.succeeded``, ``sms.received``)."""
+
+    type: str
+    data: dict[str, Any]
+
+
 class InboundRecord(msgspec.Struct, kw_only=True):
     """One provider record, already mapped to the hub's shape for its entity."""
 
     external_id: str
     data: dict[str, Any]
+    new_events: list[NewEvent] = []
+    """Recorded, in the same transaction, only when the hub stores this external id for the first time:
+    a payment read again (changed or not) never records its ``payment.received`` twice."""
 
 
 class Page(msgspec.Struct, kw_only=True):
@@ -130,13 +140,6 @@ class VerifiedEvent(msgspec.Struct, kw_only=True):
     payload: Any
     account_id: str | None = None
     event_id: str | None = None
-
-
-class NewEvent(msgspec.Struct, kw_only=True):
-    """A normalized hub event a handler asks the hub to record (``payment.succeeded``, ``sms.received``)."""
-
-    type: str
-    data: dict[str, Any]
 
 
 class WebhookOutcome(msgspec.Struct, kw_only=True):

@@ -204,19 +204,25 @@ class ConnectionHttp:
         self.connection_id = connection_id
         self.rate_limits = rate_limits
 
+    def limits(self, scope: str | None = None) -> tuple[RateLimit, ...]:
+        """The limits a request of ``scope`` holds: every unscoped one, and those declared for that scope."""
+        return tuple(limit for limit in self.rate_limits if limit.scope is None or limit.scope == scope)
+
     async def request(
         self, method: str, url: str | httpx.URL, *, idempotent: bool | None = None, provider: str | None = None,
-        **httpx_kwargs: Any,
+        scope: str | None = None, **httpx_kwargs: Any,
     ) -> httpx.Response:
-        """``provider`` is accepted for code written against ``ProviderHttp`` and ignored."""
+        """``scope`` names a kind of request with limits of its own (``RateLimit(scope=...)``), such as
+        QuickBooks' batch requests. ``provider`` is accepted for code written against ``ProviderHttp`` and
+        ignored."""
         return await self._http.request(
-            method, url, provider=self.provider, connection_id=self.connection_id, rate_limits=self.rate_limits,
+            method, url, provider=self.provider, connection_id=self.connection_id, rate_limits=self.limits(scope),
             idempotent=idempotent, **httpx_kwargs,
         )
 
     def slot(self) -> contextlib.AbstractAsyncContextManager[None]:
         """Hold one of the connection's throttle slots, for a vendor SDK call that does its own HTTP."""
-        return self._http._slot(self.provider, self.connection_id, self.rate_limits)
+        return self._http._slot(self.provider, self.connection_id, self.limits())
 
     async def call_sdk(self, fn: Callable[..., Any], *args: Any, method: str, path: str, **kwargs: Any) -> Any:
         """Run a blocking vendor-SDK call in a thread inside a throttle slot, logged like ``request``.

@@ -1,8 +1,9 @@
 """Per-connection throttles that keep a provider's declared rate limits as the provider counts them.
 
-Every ``RateLimit(requests, per_seconds, concurrency)`` of a key applies at once: at most ``requests``
-requests reach the provider in any sliding interval of ``per_seconds``, and at most ``concurrency`` are
-in flight.
+Every ``RateLimit(requests, per_seconds, concurrency)`` a request is given applies at once: at most
+``requests`` requests reach the provider in any sliding interval of ``per_seconds``, and at most
+``concurrency`` are in flight. Requests of one key given different limits (a scoped limit on top of the
+unscoped ones) share the limits they have in common.
 
 A request counts against a window from the moment it may start until ``per_seconds`` after its response
 has come back. The provider receives it somewhere in between, so however long the network takes, no
@@ -43,34 +44,41 @@ def concurrency_of(limits: tuple[RateLimit, ...]) -> int | None:
 
 
 class _KeyState:
-    """One key's sliding logs (one per limit) of finished requests, and its count of requests in flight."""
+    """One key's sliding log of finished requests and count of requests in flight, per limit. A request
+    holds the limits it was given (every unscoped one, and those of its scope), so requests of different
+    scopes share the limits they have in common."""
 
-    def __init__(self, limits: tuple[RateLimit, ...]) -> None:
-        self.limits = limits
-        self.concurrency = concurrency_of(limits)
-        self.finished: list[deque[float]] = [deque() for _ in limits]
-        self.in_flight = 0
-        self.turn = asyncio.Lock()  # waiters queue here in arrival order: no thundering herd
+    def __init__(self) -> None:
+        self.finished: dict[RateLimit, deque[float]] = {}
+        self.in_flight: dict[RateLimit, int] = {}
+        self.turns: dict[tuple[RateLimit, ...], asyncio.Lock] = {}
+        """Waiters with the same limits queue in arrival order: no thundering herd."""
         self.released = asyncio.Event()
 
-    def delay(self, now: float) -> float | None:
+    def delay(self, limits: tuple[RateLimit, ...], now: float) -> float | None:
         """0 when a request may start now, else seconds until it may, or None to wait for a release."""
-        if self.concurrency is not None and self.in_flight >= self.concurrency:
-            return None
         delay = 0.0
-        for limit, finished in zip(self.limits, self.finished, strict=True):
+        for limit in limits:
+            finished = self.finished.setdefault(limit, deque())
+            in_flight = self.in_flight.get(limit, 0)
+            if limit.concurrency is not None and in_flight >= limit.concurrency:
+                return None
             while finished and finished[0] <= now - limit.per_seconds:
                 finished.popleft()
-            if self.in_flight + len(finished) >= limit.requests:
+            if in_flight + len(finished) >= limit.requests:
                 if not finished:  # every request in the window is still in flight
                     return None
                 delay = max(delay, finished[0] + limit.per_seconds - now)
         return delay
 
-    def release(self, now: float) -> None:
-        self.in_flight -= 1
-        for finished in self.finished:
-            finished.append(now)
+    def acquire(self, limits: tuple[RateLimit, ...]) -> None:
+        for limit in limits:
+            self.in_flight[limit] = self.in_flight.get(limit, 0) + 1
+
+    def release(self, limits: tuple[RateLimit, ...], now: float) -> None:
+        for limit in limits:
+            self.in_flight[limit] -= 1
+            self.finished[limit].append(now)
         self.released.set()
 
 
@@ -78,29 +86,32 @@ class InProcessThrottle:
     """The throttle for one process (asyncio). Use ``RedisThrottle`` when several processes share a limit."""
 
     def __init__(self) -> None:
-        self._keys: dict[tuple[str, tuple[RateLimit, ...]], _KeyState] = {}
+        self._keys: dict[str, _KeyState] = {}
 
     @asynccontextmanager
     async def slot(self, key: str, limits: tuple[RateLimit, ...]) -> AsyncIterator[None]:
         if not limits:
             yield
             return
-        state = self._keys.get((key, limits))
+        state = self._keys.get(key)
         if state is None:
-            state = self._keys[(key, limits)] = _KeyState(limits)
-        async with state.turn:
-            while (delay := state.delay(time.monotonic())) != 0:
+            state = self._keys[key] = _KeyState()
+        turn = state.turns.get(limits)
+        if turn is None:
+            turn = state.turns[limits] = asyncio.Lock()
+        async with turn:
+            while (delay := state.delay(limits, time.monotonic())) != 0:
                 state.released.clear()
                 try:
                     async with asyncio.timeout(delay):
                         await state.released.wait()
                 except TimeoutError:
                     pass
-            state.in_flight += 1
+            state.acquire(limits)
         try:
             yield
         finally:
-            state.release(time.monotonic())
+            state.release(limits, time.monotonic())
 
 
 # KEYS: the in-flight lease set, then one sliding log per limit.
@@ -146,6 +157,7 @@ return 0
 class RedisThrottle:
     """The throttle shared by every process and machine on one Redis: a sliding log per limit in a sorted
     set, and the requests in flight as a sorted set of leases scored by expiry, all on Redis's clock.
+    Requests of every scope share the one in-flight set, so a scoped limit's ``concurrency`` counts them all.
 
     A holder that crashes keeps its slot for at most ``lease_seconds`` (longer than any request runs).
     Waiters poll: exactly when the window frees a slot, every ``poll_seconds`` while only a release can.
@@ -165,7 +177,9 @@ class RedisThrottle:
 
     def _keys(self, key: str, limits: tuple[RateLimit, ...]) -> list[str]:
         base = f"{self._prefix}{{{key}}}"  # one hash slot per key, for Redis Cluster
-        return [f"{base}:in-flight"] + [f"{base}:log:{limit.requests}/{limit.per_seconds}" for limit in limits]
+        return [f"{base}:in-flight"] + [
+            f"{base}:log:{f'{limit.scope}:' if limit.scope else ''}{limit.requests}/{limit.per_seconds}"
+            for limit in limits]
 
     @asynccontextmanager
     async def slot(self, key: str, limits: tuple[RateLimit, ...]) -> AsyncIterator[None]:

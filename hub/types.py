@@ -13,11 +13,16 @@ AuthKind = Literal["oauth2", "api_key"]
 
 
 class RateLimit(msgspec.Struct, frozen=True):
-    """``requests`` per ``per_seconds`` for one connection, and at most ``concurrency`` in flight."""
+    """``requests`` per ``per_seconds`` for one connection, and at most ``concurrency`` in flight.
+
+    ``scope``: None applies to every request of the connection; a name applies only to the requests a plugin
+    makes with that scope (``ctx.http.request(..., scope="batch")``), which also count against every
+    unscoped limit (QuickBooks: 500 requests a minute, of which at most 40 batch requests)."""
 
     requests: int
     per_seconds: float
     concurrency: int | None = None
+    scope: str | None = None
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -104,7 +104,7 @@ async def test_providers_describe_auth_settings_actions_and_syncs(client):
     keys, oauth = body
     assert keys["auth_kind"] == "api_key" and keys["credential_fields_schema"]["$ref"]
     assert oauth["oauth_configured"] is True
-    assert oauth["rate_limits"] == [{"requests": 10, "per_seconds": 1.0, "concurrency": 3}]
+    assert oauth["rate_limits"] == [{"requests": 10, "per_seconds": 1.0, "concurrency": 3, "scope": None}]
     assert oauth["actions"][0]["name"] == "echo" and oauth["actions"][0]["input_schema"]
     assert {(s["entity"], s["direction"]) for s in oauth["syncs"]} == {("client", "outbound"), ("payment", "inbound")}
     assert oauth["settings_schema"]

@@ -223,6 +223,40 @@ async def test_every_declared_limit_applies(new_throttle):
     assert starts[4] >= 0.6  # 4 per 0.6 s
 
 
+async def test_a_scoped_limit_holds_only_its_requests_which_also_count_against_the_unscoped_ones(new_throttle):
+    """QuickBooks' shape: 4 requests per 0.5 s, of which at most 2 batch requests. A batch request waiting for
+    its own limit does not hold up the others."""
+    throttle = new_throttle()
+    every, batch = RateLimit(4, 0.5), RateLimit(2, 0.5, scope="batch")
+    began = time.monotonic()
+    starts: dict[str, float] = {}
+
+    async def call(name: str, limits: tuple[RateLimit, ...]) -> None:
+        async with throttle.slot("qbo:conn-1", limits):
+            starts[name] = time.monotonic() - began
+
+    try:
+        for name, limits in (("batch-1", (every, batch)), ("batch-2", (every, batch)), ("batch-3", (every, batch))):
+            asyncio.get_running_loop().create_task(call(name, limits))
+            await asyncio.sleep(0.01)
+        await asyncio.gather(*(call(f"plain-{n}", (every,)) for n in (1, 2, 3)))
+        await asyncio.sleep(0.7)
+    finally:
+        if isinstance(throttle, RedisThrottle):
+            await throttle.aclose()
+    plain = sorted(starts[f"plain-{n}"] for n in (1, 2, 3))  # on Redis they race: which one waits is chance
+    assert max(starts["batch-1"], starts["batch-2"], plain[0], plain[1]) < 0.2
+    assert starts["batch-3"] >= 0.5  # 2 batch requests per 0.5 s
+    assert plain[2] >= 0.5  # the two batch requests count against the 4 per 0.5 s
+
+
+def test_a_connections_request_holds_the_unscoped_limits_and_those_of_its_scope():
+    every, batch = RateLimit(500, 60, concurrency=10), RateLimit(40, 60, scope="batch")
+    http = ProviderHttp().for_connection("quickbooks", "c", (every, batch))
+    assert http.limits() == (every,) and http.limits("other") == (every,)
+    assert http.limits("batch") == (every, batch)
+
+
 async def test_connections_are_throttled_apart(provider, make_http):
     http = make_http()
     limits = (RateLimit(1, 10.0),)

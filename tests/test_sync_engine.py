@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from sqlalchemy import func, select
 
 from hub.db.models import EntityMapping, Job
@@ -131,6 +132,23 @@ async def test_inbound_pull_pages_records_and_changes(client, hub, tenant, provi
     assert (full["processed"], full["created"], full["updated"]) == (250, 0, 0)  # two full reads agree
 
 
+async def test_a_new_records_events_are_recorded_once_however_often_it_is_read(client, hub, tenant, provider, jobs):
+    await connect(client, tenant)
+    provider.state.put_payment("pay-1", "10.00")
+    provider.state.put_payment("pay-2", "20.00")
+    await finished(client, tenant, (await sync(client, tenant, "payment"))["id"])
+
+    provider.state.put_payment("pay-1", "11.00")  # changed: stored again, but not new
+    provider.state.put_payment("pay-3", "30.00")
+    await finished(client, tenant, (await sync(client, tenant, "payment"))["id"])
+    await finished(client, tenant, (await sync(client, tenant, "payment", type="full"))["id"])
+
+    events = (await client.get("/v1/events?type=payment.received", headers=tenant.headers)).json()
+    assert [(e["data"]["payment_id"], e["provider"]) for e in events] == [
+        ("pay-1", "testoauth"), ("pay-2", "testoauth"), ("pay-3", "testoauth")]
+    assert events[0]["data"]["amount"] == "10.00"  # as first seen
+
+
 async def test_a_failing_provider_retries_then_fails_visibly_and_can_be_retried(client, hub, tenant, provider, jobs):
     await connect(client, tenant)
     provider.state.fail_api_with = 503
@@ -224,3 +242,35 @@ async def test_sync_bodies_have_their_own_larger_limit(client, hub, tenant):
     response = await client.post("/v1/connections/testoauth/syncs", content=too_big,
                                  headers={**tenant.headers, "Content-Type": "application/json"})
     assert response.status_code == 413 and response.json()["error"]["code"] == "body_too_large"
+
+
+async def test_ctx_push_maps_records_outside_a_run_and_a_later_run_finds_them_unchanged(client, hub, tenant, provider,
+                                                                                     jobs):
+    from hub.connections import connection_context, get_connection
+
+    await connect(client, tenant)
+    async with hub.session(tenant.id) as session:
+        ctx = await connection_context(hub, session, await get_connection(session, tenant.id, "testoauth"))
+
+    first = await ctx.push("client", clients(2))
+    assert {r.outcome for r in first.values()} == {"created"} and provider.state.batch_calls == 1
+    assert await ctx.external_ids("client", ["client-0", "client-1"]) == {
+        "client-0": first["client-0"].external_id, "client-1": first["client-1"].external_id}
+
+    again = await ctx.push("client", clients(2))
+    assert {r.outcome for r in again.values()} == {"unchanged"} and provider.state.batch_calls == 1
+
+    run = await finished(client, tenant, (await sync(client, tenant, "client", clients(3)))["id"])
+    assert (run["unchanged"], run["created"]) == (2, 1) and len(provider.state.customers) == 3
+
+
+async def test_ctx_push_refuses_an_invalid_record_before_calling_the_provider(client, hub, tenant, provider):
+    from hub.connections import connection_context, get_connection
+    from hub.errors import ValidationFailed
+
+    await connect(client, tenant)
+    async with hub.session(tenant.id) as session:
+        ctx = await connection_context(hub, session, await get_connection(session, tenant.id, "testoauth"))
+    with pytest.raises(ValidationFailed):
+        await ctx.push("client", [*clients(1), {"id": "no-name"}])
+    assert provider.state.batch_calls == 0

@@ -10,7 +10,7 @@ import uuid
 from sqlalchemy import func, select
 
 from hub.connections import connection_context, get_connection
-from hub.db.models import Event, Job, WebhookInbox
+from hub.db.models import Connection, Event, Job, WebhookInbox
 from tests.conftest import ADMIN_TOKEN, new_tenant, wait_for
 from tests.flows import connect
 from tests.testprovider.server import API_KEY
@@ -244,6 +244,23 @@ async def test_per_connection_webhooks_verify_against_the_public_url_and_answer_
     assert (await client.post(f"/v1/webhooks/testkeys/{uuid.uuid4()}", content=body,
                               headers=signed)).status_code == 404
     assert await count(hub, Event, Event.type == "sms.received") == 1
+
+
+async def test_a_handlers_new_records_record_their_new_events_once_as_the_providers(client, hub, tenant):
+    from hub.handlers import InboundRecord, NewEvent, WebhookOutcome
+    from hub.webhooks.process import apply_outcome
+
+    await connect(client, tenant)
+    record = InboundRecord(external_id="pay_9", data={"id": "pay_9", "amount": "9.00", "payment_date": "2026-11-01"},
+                           new_events=[NewEvent(type="payment.received", data={"payment_id": "pay_9"})])
+    for amount in ("9.00", "9.50"):  # the second is a later version of the same payment: not new
+        record.data["amount"] = amount
+        async with hub.session(tenant.id) as session:
+            conn = (await session.scalars(select(Connection).where(Connection.provider == "testoauth"))).one()
+            await apply_outcome(hub, session, conn, WebhookOutcome(records={"payment": [record]}))
+
+    received = (await client.get("/v1/events?type=payment.received", headers=tenant.headers)).json()
+    assert [(e["data"], e["provider"]) for e in received] == [({"payment_id": "pay_9"}, "testoauth")]
 
 
 async def test_an_event_the_database_cannot_hold_is_kept_as_failed_not_a_500(client, hub, tenant, database_url):

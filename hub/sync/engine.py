@@ -16,7 +16,7 @@ import hashlib
 import logging
 import uuid
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 from sqlalchemy import delete, select, update
@@ -24,6 +24,8 @@ from sqlalchemy import delete, select, update
 from hub.connections import connection_context
 from hub.db.models import Connection, EntityMapping, Job, SyncCursor, SyncRun, SyncRunItem, utcnow
 from hub.db.upsert import upsert
+from hub.entities import canonical, record_hash
+from hub.errors import ValidationFailed
 from hub.events import record_event
 from hub.handlers import InboundSync, OutboundItem, OutboundSync, Page, PushResult
 from hub.jobs.outbox import Defer
@@ -162,24 +164,11 @@ async def _apply(
     results: Sequence[PushResult], *, touch_mappings: bool = True,
 ) -> None:
     """Write one batch's outcome: mappings, item states and the run's counts, in one transaction."""
-    now = utcnow()
     hashes = {i.internal_id: i.hash for i in items}
     async with hub.session(ctx.tenant_id) as session:
         results = list(results)
         if touch_mappings:
-            results = await _refuse_stolen_external_ids(session, ctx, entity, results)
-            mapped = [r for r in results if r.outcome != "failed" and r.external_id]
-            # Two statements: a result without metadata leaves the mapping's metadata as it was.
-            for with_metadata in (True, False):
-                await upsert(session, EntityMapping, [
-                    {"id": uuid.uuid4(), "tenant_id": ctx.tenant_id, "connection_id": ctx.connection_id,
-                     "entity": entity, "internal_id": r.internal_id, "external_id": r.external_id,
-                     "sync_hash": hashes[r.internal_id], "metadata_": r.metadata or {}, "last_synced_at": now,
-                     "created_at": now, "updated_at": now}
-                    for r in mapped if (r.metadata is not None) == with_metadata
-                ], conflict=("connection_id", "entity", "internal_id"),
-                   update=("external_id", "sync_hash", "last_synced_at", "updated_at")
-                   + (("metadata",) if with_metadata else ()))
+            results = await _save_mappings(session, ctx, entity, results, hashes)
         seq = {i.internal_id: i.seq for i in items}
         await session.execute(update(SyncRunItem), [
             {"run_id": run_id, "seq": seq[r.internal_id], "status": "failed" if r.outcome == "failed" else "done",
@@ -195,6 +184,81 @@ async def _apply(
         errors = [{"id": r.internal_id, "error": r.error or "failed"} for r in results if r.outcome == "failed"]
         if errors and len(run.errors) < MAX_ERRORS_KEPT:
             run.errors = [*run.errors, *errors][:MAX_ERRORS_KEPT]
+
+
+async def _save_mappings(
+    session, ctx: ConnectionContext, entity: str, results: list[PushResult], hashes: dict[str, str]
+) -> list[PushResult]:
+    """Upsert the mappings of the results that went through; returns the results as finally judged."""
+    now = utcnow()
+    results = await _refuse_stolen_external_ids(session, ctx, entity, results)
+    mapped = [r for r in results if r.outcome != "failed" and r.external_id]
+    # Two statements: a result without metadata leaves the mapping's metadata as it was.
+    for with_metadata in (True, False):
+        await upsert(session, EntityMapping, [
+            {"id": uuid.uuid4(), "tenant_id": ctx.tenant_id, "connection_id": ctx.connection_id,
+             "entity": entity, "internal_id": r.internal_id, "external_id": r.external_id,
+             "sync_hash": hashes[r.internal_id], "metadata_": r.metadata or {}, "last_synced_at": now,
+             "created_at": now, "updated_at": now}
+            for r in mapped if (r.metadata is not None) == with_metadata
+        ], conflict=("connection_id", "entity", "internal_id"),
+           update=("external_id", "sync_hash", "last_synced_at", "updated_at")
+           + (("metadata",) if with_metadata else ()))
+    return results
+
+
+async def push_records(hub: Hub, ctx: ConnectionContext, entity: str, records: Sequence[Any]) -> dict[str, PushResult]:
+    """``ctx.push``: push hub records of ``entity`` now, outside a run (the client an invoice needs first,
+    an action's record), through the provider's registered outbound sync: the same validation, hash skip,
+    batches, idempotency keys and mapping writes as a run, one transaction per batch. Returns one result
+    per record id. A record that does not fit the entity's schema raises ``ValidationFailed`` before
+    anything is pushed."""
+    handler = hub.registry.syncs.get((ctx.provider, entity, "outbound"))
+    if not isinstance(handler, OutboundSync):
+        raise LookupError(f"{ctx.provider} has no outbound {entity} sync")
+    schema = entity_schema(handler)
+    if schema is None:
+        raise LookupError(f"no schema for entity {entity!r}")
+    typed: dict[str, Any] = {}
+    for record in records:
+        try:
+            item = msgspec.convert(canonical(record) if isinstance(record, msgspec.Struct) else record, schema)
+        except (msgspec.ValidationError, ValueError, TypeError) as exc:
+            raise ValidationFailed(f"invalid {entity} record: {exc}", code="invalid_records") from None
+        typed[item.id] = item
+    hashes = {rid: record_hash(r) for rid, r in typed.items()}
+    mapped: dict[str, EntityMapping] = {}
+    if typed:
+        async with hub.session(ctx.tenant_id) as session:
+            mapped = {m.internal_id: m for m in (await session.scalars(select(EntityMapping).where(
+                EntityMapping.connection_id == ctx.connection_id, EntityMapping.entity == entity,
+                EntityMapping.internal_id.in_(list(typed)),
+            ))).all()}
+    results = {
+        rid: PushResult(internal_id=rid, external_id=m.external_id, outcome="unchanged")
+        for rid, m in mapped.items() if m.sync_hash == hashes[rid]
+    }
+    to_push = [rid for rid in typed if rid not in results]
+    size = max(1, handler.batch_size)
+    for start in range(0, len(to_push), size):
+        batch = to_push[start:start + size]
+        outbound = [
+            OutboundItem(
+                internal_id=rid, record=typed[rid],
+                external_id=mapped[rid].external_id if rid in mapped else None,
+                metadata=dict(mapped[rid].metadata_) if rid in mapped else {},
+                idempotency_key=idempotency_key(ctx.connection_id, entity, rid, hashes[rid]),
+            )
+            for rid in batch
+        ]
+        pushed = await handler.push(ctx, outbound)
+        by_id = {r.internal_id: r for r in pushed if isinstance(r, PushResult)}
+        checked = [by_id.get(rid) or PushResult(internal_id=rid, outcome="failed",
+                                                  error="the plugin returned no result") for rid in batch]
+        async with hub.session(ctx.tenant_id) as session:
+            checked = await _save_mappings(session, ctx, entity, checked, hashes)
+        results.update((r.internal_id, r) for r in checked)
+    return results
 
 
 async def _refuse_stolen_external_ids(
@@ -245,7 +309,7 @@ async def _store_page(
 ) -> None:
     async with hub.session(ctx.tenant_id) as session:
         stored = await store_records(session, ctx.tenant_id, ctx.connection_id, entity, schema, page.records,
-                                     page.deleted)
+                                     page.deleted, provider=ctx.provider)
         now = utcnow()
         await upsert(session, SyncCursor, [
             {"tenant_id": ctx.tenant_id, "connection_id": ctx.connection_id, "entity": entity,

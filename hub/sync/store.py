@@ -17,6 +17,7 @@ from hub.counters import reserve
 from hub.db.models import Record, utcnow
 from hub.db.upsert import upsert
 from hub.entities import canonical, record_hash
+from hub.events import record_event
 from hub.handlers import InboundRecord
 
 
@@ -32,9 +33,12 @@ class Stored:
 async def store_records(
     session: AsyncSession, tenant_id: uuid.UUID, connection_id: uuid.UUID, entity: str,
     schema: type[msgspec.Struct] | None, records: Iterable[InboundRecord], deleted: Iterable[str] = (),
+    *, provider: str | None = None,
 ) -> Stored:
     """Upsert ``records`` (validated against ``schema`` where there is one) and mark ``deleted`` ones;
-    returns which external ids were created or updated, and the records that failed validation."""
+    returns which external ids were created or updated, and the records that failed validation. The
+    ``new_events`` of a record stored for the first time are recorded for the tenant (as ``provider``'s)."""
+    records = list(records)
     result = Stored()
     rows: dict[str, tuple[dict[str, Any], str]] = {}
     for record in records:
@@ -70,6 +74,12 @@ async def store_records(
             Record.connection_id == connection_id, Record.entity == entity, Record.external_id == eid,
         ).values(deleted=True, seq=next(seqs), updated_at=now))
     result.created = [eid for eid in changed if eid not in existing]
+    first_seen = set(result.created)
+    for record in records:
+        if record.external_id in first_seen:
+            first_seen.discard(record.external_id)  # a page listing an id twice records its events once
+            for event in record.new_events:
+                await record_event(session, tenant_id, event.type, event.data, provider=provider)
     result.updated = [eid for eid in changed if eid in existing]
     result.unchanged = len(rows) - len(changed)
     result.deleted = len(gone)

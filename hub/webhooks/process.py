@@ -73,7 +73,8 @@ async def _process(hub: Hub, inbox_id: uuid.UUID) -> None:
 async def apply_outcome(hub: Hub, session: AsyncSession, conn: Connection, outcome: WebhookOutcome) -> None:
     for entity in dict.fromkeys([*outcome.records, *outcome.deleted]):
         stored = await store_records(session, conn.tenant_id, conn.id, entity, _schema(hub, conn.provider, entity),
-                                     outcome.records.get(entity, ()), outcome.deleted.get(entity, ()))
+                                     outcome.records.get(entity, ()), outcome.deleted.get(entity, ()),
+                                     provider=conn.provider)
         if stored.errors:
             log.warning("%s webhook: %d %s records did not validate: %s", conn.provider, len(stored.errors),
                         entity, stored.errors[0]["error"])

@@ -19,6 +19,7 @@ from hub import (
     EntityMapper,
     InboundRecord,
     InboundSync,
+    NewEvent,
     OAuth2,
     OutboundSync,
     Page,
@@ -175,7 +176,9 @@ def hub_register_syncs(register, config):
         records = [
             InboundRecord(external_id=p["id"], data={"id": p["id"], "amount": p["amount"], "currency": "USD",
                                                     "payment_date": p.get("date", "2026-11-01"),
-                                                    "invoice_id": p.get("invoice_id")})
+                                                    "invoice_id": p.get("invoice_id")},
+                          new_events=[NewEvent(type="payment.received", data={"payment_id": p["id"],
+                                                                                "amount": p["amount"]})])
             for p in body["data"]
         ]
         return Page(records=records, cursor=body["next"], deleted=body["deleted"], has_more=body["has_more"])

@@ -1,0 +1,1 @@
+"""QuickBooks Online for the integration hub (distribution ``hub-quickbooks``, entry point ``quickbooks``)."""
