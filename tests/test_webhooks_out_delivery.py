@@ -228,3 +228,27 @@ async def test_a_slow_endpoint_does_not_hold_up_the_others(client, hub, tenant):
     assert slow.count == 40
     async with hub.session() as session:
         assert await session.scalar(select(func.count()).select_from(WebhookAttempt)) == 80
+
+
+async def test_an_endpoint_gets_as_many_lanes_as_its_latency_needs():
+    from hub.webhooks.delivery import Lanes
+
+    lanes = Lanes(2, 8)
+    assert lanes.limit == 2
+    for _ in range(20):
+        lanes.observe(0.5)  # slow answers: more requests at once keep its rate up
+    assert lanes.limit == 8
+    for _ in range(40):
+        lanes.observe(0.002)
+    assert lanes.limit == 2
+
+    most = 0
+
+    async def one() -> None:
+        nonlocal most
+        async with lanes:
+            most = max(most, lanes.active)
+            await asyncio.sleep(0.01)
+
+    await asyncio.gather(*(one() for _ in range(10)))
+    assert most == 2 and lanes.active == 0

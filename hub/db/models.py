@@ -333,7 +333,8 @@ class WebhookDelivery(TenantOwned, Base):
 
     __tablename__ = "webhook_deliveries"
     __table_args__ = (
-        Index("ix_webhook_deliveries_due", "status", "next_attempt_at"),
+        # endpoint_id too: the sender skips endpoints whose share is full (a dead one's backlog) in the index.
+        Index("ix_webhook_deliveries_due", "status", "next_attempt_at", "endpoint_id"),
         Index("ix_webhook_deliveries_endpoint_created", "endpoint_id", "created_at"),
         Index("ix_webhook_deliveries_event", "event_id"),
     )

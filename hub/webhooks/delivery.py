@@ -5,9 +5,10 @@ come. The sender claims due rows in batches with a lease (one transaction: ``FOR
 PostgreSQL, the write lock on SQLite), which pushes ``next_attempt_at`` to the lease's end and counts the
 attempt — so if the sender dies, its rows fall due again when the lease runs out, and a stale sender's
 late answer (the row was claimed again since) changes nothing. Claimed rows are sent concurrently with
-one HTTP client, at most ``per_endpoint`` at a time to one endpoint and ``max_in_flight`` in all; an
-endpoint whose share is full is left out of the next claim, so a slow or dead endpoint holds a few rows
-and the others keep flowing. Answers are written in batches, one transaction per batch.
+one HTTP client: to one endpoint as many at once as its latency needs (``Lanes``: two for a fast one, up
+to ``per_endpoint`` for a slow one) and ``max_in_flight`` in all; an endpoint whose share of claimed rows
+is full is left out of the next claim, so a slow or dead endpoint holds a few rows and the others keep
+flowing. Answers are written in batches, one transaction per batch.
 
 Retry schedule after a failed attempt: 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h (each ±10% jitter),
 eight attempts in all. Success is a 2xx within the timeout. 429 and 503 wait at least their Retry-After.
@@ -20,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import random
 import time
 import uuid
@@ -55,6 +57,7 @@ MAX_RETRY_AFTER = SCHEDULE[-1]
 DISABLE_AFTER = 10
 """Consecutive failed events (deliveries out of attempts) after which the hub disables an endpoint."""
 RESPONSE_BODY_LIMIT = 2048
+LANE_TARGET_RATE = 100
 USER_AGENT = f"integration-hub/{__version__} (webhooks)"
 
 
@@ -160,6 +163,36 @@ class _Claim:
     attempts: int
 
 
+class Lanes:
+    """How many requests one endpoint gets at once: as many as its answers' latency needs (Little's law:
+    lanes = rate x latency, for about ``LANE_TARGET_RATE`` deliveries a second), from ``least`` up to
+    ``most``. A fast endpoint is served by two keep-alive connections (more would only cost the sender time
+    in the connection pool); a slow one gets up to ``most``."""
+
+    def __init__(self, least: int, most: int) -> None:
+        self.least, self.most = least, most
+        self.active = 0
+        self.latency = 0.0
+        self._free = asyncio.Condition()
+
+    @property
+    def limit(self) -> int:
+        return max(self.least, min(self.most, math.ceil(self.latency * LANE_TARGET_RATE)))
+
+    async def __aenter__(self) -> None:
+        async with self._free:
+            await self._free.wait_for(lambda: self.active < self.limit)
+            self.active += 1
+
+    async def __aexit__(self, *exc: object) -> None:
+        async with self._free:
+            self.active -= 1
+            self._free.notify()
+
+    def observe(self, seconds: float) -> None:
+        self.latency = seconds if not self.latency else 0.8 * self.latency + 0.2 * seconds
+
+
 class Sender:
     """Claims due deliveries and sends them. ``serve`` runs until stopped (``hub serve``, ``hub worker``);
     ``deliver_due`` runs one pass."""
@@ -179,7 +212,7 @@ class Sender:
         self.keep_report = keep_report
         """Keep every outcome in ``report`` (one pass, for its caller); a long-running sender keeps none."""
         self.held: Counter[uuid.UUID] = Counter()
-        self._slots: dict[uuid.UUID, asyncio.Semaphore] = {}
+        self._slots: dict[uuid.UUID, Lanes] = {}
         self._in_flight = asyncio.Semaphore(max_in_flight)
         self._tasks: dict[asyncio.Task, _Claim] = {}
         self._started: set[uuid.UUID] = set()
@@ -250,10 +283,14 @@ class Sender:
     # -- sending --------------------------------------------------------------------------------------
 
     async def _deliver(self, claim: _Claim, url: str, secrets: list[str], body: bytes) -> None:
-        slot = self._slots.setdefault(claim.endpoint_id, asyncio.Semaphore(self.per_endpoint))
-        async with slot, self._in_flight:
+        lanes = self._slots.get(claim.endpoint_id)
+        if lanes is None:
+            lanes = self._slots[claim.endpoint_id] = Lanes(min(2, self.per_endpoint), self.per_endpoint)
+        async with lanes, self._in_flight:
             self._started.add(claim.id)
             outcome = await self._send(claim, url, secrets, body)
+        if outcome.duration_ms is not None:
+            lanes.observe(outcome.duration_ms / 1000)
         self._add_result(outcome)
 
     async def _send(self, claim: _Claim, url: str, secrets: list[str], body: bytes) -> Outcome:

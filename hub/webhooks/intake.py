@@ -70,6 +70,7 @@ class Intake:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._engine: Engine | None = None
         self._thread: ThreadPoolExecutor | None = None
+        self._closing = False
 
     async def store(self, provider: str, rows: list[dict[str, Any]], connection: Connection | None,
                     unstorable: Callable[[str], dict[str, Any]] | None = None) -> set[uuid.UUID]:
@@ -99,24 +100,23 @@ class Intake:
         self._wake.set()
 
     async def aclose(self) -> None:
-        """Write what is waiting, then stop."""
+        """Write what is waiting, let the writers finish their batches, then release their connections."""
         if self._tasks and self._loop is asyncio.get_running_loop():
-            while self._waiting or self._rejections:
-                await self._write_batch()
-            for task in self._tasks:
-                task.cancel()
+            self._closing = True
+            self._wake.set()
             await asyncio.gather(*self._tasks, return_exceptions=True)
-        self._tasks = []
-        if self._engine is not None:
-            await asyncio.get_running_loop().run_in_executor(self._thread, self._engine.dispose)
-            self._engine = None
-        if self._thread is not None:
-            self._thread.shutdown(wait=False)
-            self._thread = None
+        self._tasks, self._closing = [], False
+        thread, engine, self._thread, self._engine = self._thread, self._engine, None, None
+        if thread is not None:
+            await asyncio.to_thread(thread.shutdown, True)  # a batch still in a thread finishes first
+        if engine is not None:
+            engine.dispose()
 
     async def _write_forever(self) -> None:
         while True:
             if not (self._waiting or self._rejections):
+                if self._closing:
+                    return
                 self._wake.clear()
                 await self._wake.wait()
                 continue
