@@ -104,6 +104,8 @@ def _plugin():
 def serve(kind: str, port: int, database_url: str, home: str, broker_url: str | None) -> None:
     import uvicorn
 
+    from hub.serving import tune_interpreter
+
     if kind == "bare":
         from litestar import Litestar, Request, Response, post
 
@@ -125,6 +127,7 @@ def serve(kind: str, port: int, database_url: str, home: str, broker_url: str | 
         hub = Hub.create(settings, entry_points=False, extra_plugins=[("bench", _plugin())])
         app = create_app(hub, owns_hub=True,
                          background=SendOnlyJobs(broker_url=broker_url) if broker_url else None)
+    tune_interpreter()  # as `hub serve` does, for both servers alike
     uvicorn.run(app, host="127.0.0.1", port=port, log_config=None, access_log=False, lifespan="on")
 
 

@@ -104,8 +104,7 @@ def main(verbose: bool) -> None:
               help="Bring the schema to head on start (default: on for the embedded SQLite database).")
 def serve(host: str, port: int, migrate: bool | None) -> None:
     """Run the HTTP API."""
-    import uvicorn
-
+    from hub import serving
     from hub.api.app import create_app
     from hub.jobs.worker import background_for
 
@@ -117,7 +116,7 @@ def serve(host: str, port: int, migrate: bool | None) -> None:
     if settings.admin_token is None:
         click.echo(f"admin token: {settings.home / 'admin_token'}", err=True)
     click.echo(f"providers: {', '.join(sorted(hub.registry.providers)) or 'none installed'}", err=True)
-    uvicorn.run(app, host=host, port=port, log_config=None)
+    serving.run(app, host, port)
 
 
 @main.command()

@@ -42,7 +42,6 @@ log = logging.getLogger("hub.webhooks")
 PROCESS_JOB = "webhook.process"
 MAX_ATTEMPTS = 8
 EVENTS_PER_JOB = 10
-WRITERS = 2
 MAX_BATCH_ROWS = 500  # 14 columns a row: well within SQLite's 32,766 bound parameters
 
 
@@ -85,22 +84,15 @@ class Intake:
         self._rejections[provider] += 1
         self._nudge()
 
-    @property
-    def writers(self) -> int:
-        """SQLite has one writer at a time; PostgreSQL commits several transactions side by side, so
-        while one batch waits for its commit the next is already on its way."""
-        return 1 if self.hub.settings.resolved_database_url.startswith("sqlite") else WRITERS
-
     def _nudge(self) -> None:
         loop = asyncio.get_running_loop()
         if not self._tasks or any(t.done() for t in self._tasks) or self._loop is not loop:
             self._loop, self._wake = loop, asyncio.Event()
-            self._tasks = [loop.create_task(self._write_forever(), name=f"hub-webhook-intake-{i}")
-                           for i in range(self.writers)]
+            self._tasks = [loop.create_task(self._write_forever(), name="hub-webhook-intake")]
         self._wake.set()
 
     async def aclose(self) -> None:
-        """Write what is waiting, let the writers finish their batches, then release their connections."""
+        """Write what is waiting, let the writer finish its batch, then release its connection."""
         if self._tasks and self._loop is asyncio.get_running_loop():
             self._closing = True
             self._wake.set()
@@ -165,9 +157,9 @@ class Intake:
 
     async def _write(self, batch: Sequence[Submission], rejections: Counter[str]) -> set[uuid.UUID]:
         if self._thread is None:
-            self._thread = ThreadPoolExecutor(max_workers=self.writers, thread_name_prefix="hub-webhook-intake")
+            self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="hub-webhook-intake")
         if self._engine is None:
-            self._engine = create_blocking_engine(self.hub.settings.resolved_database_url, pool_size=self.writers)
+            self._engine = create_blocking_engine(self.hub.settings.resolved_database_url, pool_size=1)
         inserted, job_ids = await asyncio.get_running_loop().run_in_executor(
             self._thread, self._write_blocking, batch, rejections, self.hub.dispatch is not None)
         for job_id in job_ids:  # committed: nudge the workers (the relay re-sends any this misses)
