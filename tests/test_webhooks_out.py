@@ -302,3 +302,30 @@ async def test_a_nul_character_is_refused_alike_on_every_backend(client, hub, te
     fine = await client.post("/v1/events", json={"type": "job.created", "data": {"note": "\\u0000 as text"}},
                              headers=tenant.headers)
     assert fine.status_code == 201 and fine.json()["data"] == {"note": "\\u0000 as text"}
+
+
+async def test_many_events_in_one_transaction_read_the_endpoints_once(client, hub, tenant, receiver):
+    from sqlalchemy import event as sa_event
+
+    await create(client, tenant, receiver.url + "/all")
+    statements: list[str] = []
+
+    def seen(conn, cursor, statement, *args) -> None:
+        statements.append(statement)
+
+    sa_event.listen(hub.engine.sync_engine, "before_cursor_execute", seen)
+    try:
+        async with hub.session() as session:  # a page of an inbound read recording its payments
+            for n in range(50):
+                await record_event(session, tenant.id, "payment.received", {"n": n})
+            endpoint = await session.scalar(select(WebhookEndpoint))
+            endpoint.enabled = False  # a change in the same transaction is seen by the next event
+            await session.flush()
+            await record_event(session, tenant.id, "payment.received", {"n": 50})
+    finally:
+        sa_event.remove(hub.engine.sync_engine, "before_cursor_execute", seen)
+
+    reads = sum("FROM webhook_endpoints" in s and s.lstrip().upper().startswith("SELECT") for s in statements)
+    assert reads == 3  # the first event's, the test's own, and the one after the change: not 51
+    async with hub.session() as session:
+        assert await session.scalar(select(func.count()).select_from(WebhookDelivery)) == 50

@@ -21,15 +21,13 @@ from hub.webhooks.patterns import matches
 WAKE_KEY = "hub_wake_webhooks"
 CLOCK_KEY = "hub_clock"
 _PENDING_KEY = "hub_webhooks_queued"
+_ENDPOINTS_KEY = "hub_webhook_endpoints"
 
 
 async def fan_out(session: AsyncSession, event: Event) -> int:
     """Queue the event for every matching endpoint; returns how many deliveries it queued."""
-    rows = (await session.execute(
-        select(WebhookEndpoint.id, WebhookEndpoint.event_types)
-        .where(WebhookEndpoint.tenant_id == event.tenant_id, WebhookEndpoint.enabled.is_(True))
-    )).all()
-    endpoint_ids = [row.id for row in rows if matches(row.event_types, event.type)]
+    endpoint_ids = [endpoint_id for endpoint_id, patterns in await _enabled_endpoints(session, event.tenant_id)
+                    if matches(patterns, event.type)]
     if not endpoint_ids:
         return 0
     now = session.info.get(CLOCK_KEY, utcnow)()
@@ -41,6 +39,31 @@ async def fan_out(session: AsyncSession, event: Event) -> int:
     ])
     queued(session)
     return len(endpoint_ids)
+
+
+async def _enabled_endpoints(session: AsyncSession, tenant_id: uuid.UUID) -> list[tuple[uuid.UUID, list]]:
+    """The tenant's enabled endpoints, read once per transaction (a page of an inbound read may record a
+    thousand events); a change to an endpoint in the transaction drops what was read."""
+    cache = session.info.setdefault(_ENDPOINTS_KEY, {})
+    if tenant_id not in cache:
+        cache[tenant_id] = [tuple(row) for row in (await session.execute(
+            select(WebhookEndpoint.id, WebhookEndpoint.event_types)
+            .where(WebhookEndpoint.tenant_id == tenant_id, WebhookEndpoint.enabled.is_(True))
+        )).all()]
+    return cache[tenant_id]
+
+
+@sa_event.listens_for(Session, "after_flush")
+def _endpoints_changed(session: Session, _context) -> None:
+    if _ENDPOINTS_KEY in session.info and any(
+            isinstance(obj, WebhookEndpoint) for obj in (*session.new, *session.dirty, *session.deleted)):
+        del session.info[_ENDPOINTS_KEY]
+
+
+@sa_event.listens_for(Session, "after_transaction_end")
+def _forget_endpoints(session: Session, transaction) -> None:
+    if transaction.parent is None:
+        session.info.pop(_ENDPOINTS_KEY, None)
 
 
 def queued(session: AsyncSession) -> None:
