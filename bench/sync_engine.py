@@ -39,7 +39,6 @@ import time
 import uuid
 from collections import Counter
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -67,6 +66,7 @@ from hub.runtime import Hub
 from hub.sync.engine import CHUNK
 from hub.sync.service import start_outbound
 from hub.tenants import create_tenant
+from hub.testing.simulator import Request, Response, Simulator
 from hub.vault import generate_key
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -81,7 +81,7 @@ CHANGED_EVERY = 100  # 1%: record i changes when i % 100 == 50
 
 
 # --------------------------------------------------------------------------------------------------
-# The provider: a threaded local server with a per-request latency and request counts by kind.
+# The provider: a simulator (hub.testing.simulator) with a per-request latency and request counts by kind.
 
 
 class ProviderState:
@@ -129,106 +129,48 @@ class ProviderState:
         return answers
 
 
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"  # keep-alive: both ways reuse their connections
-    disable_nagle_algorithm = True  # else headers and body, written apart, wait out a delayed ACK (40 ms)
-    server: _Server
+class ProviderServer(Simulator):
+    """The provider on the kit's simulator base, with keep-alive connections both ways; ``latency`` is the
+    base's per-request wait."""
 
-    def log_message(self, *args: Any) -> None:
-        pass
+    keep_alive = True
 
-    def _send(self, status: int, body: Any) -> None:
-        data = json.dumps(body).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
+    def __init__(self, latency: float) -> None:
+        super().__init__()
+        self.state = ProviderState(latency)
+        self.latency = latency
 
-    def _request(self, kind: str) -> Any:
-        """Read the body, count the request, wait the latency; None when the key is wrong (401 sent)."""
-        length = int(self.headers.get("Content-Length") or 0)
-        body = json.loads(self.rfile.read(length)) if length else {}
-        st = self.server.state
+    def handle(self, request: Request) -> Response:
+        kind = ("batch" if request.path == "/customers/batch" else "create" if request.path == "/customers"
+                else "get" if request.method == "GET" else "update")
+        match = re.fullmatch(r"/customers/([^/]+)", request.path)
+        if request.path not in ("/customers", "/customers/batch") and not match:
+            return Response.json({"error": "not_found"}, 404)
+        st = self.state
         with st.lock:
             st.counts[kind] += 1
-        time.sleep(st.latency)
-        if self.headers.get("Authorization") != f"Bearer {API_KEY}":
-            self._send(401, {"error": "invalid_token"})
-            return None
-        return body
-
-    def do_GET(self) -> None:
-        match = re.fullmatch(r"/customers/([^/]+)", self.path)
-        if not match:
-            return self._send(404, {"error": "not_found"})
-        if self._request("get") is None:
-            return
-        customer = self.server.state.customers.get(match[1])
-        if customer is None:
-            return self._send(404, {"Fault": {"Error": [{"Message": "Object Not Found"}]}})
-        self._send(200, {"Customer": customer})
-
-    def do_POST(self) -> None:
-        st = self.server.state
-        if self.path == "/customers/batch":
-            body = self._request("batch")
-            if body is None:
-                return
+        if request.headers.get("authorization") != f"Bearer {API_KEY}":
+            return Response.json({"error": "invalid_token"}, 401)
+        body = request.json() or {}
+        if kind == "batch":
             items = body.get("BatchItemRequest", [])
             if len(items) > BATCH:
-                return self._send(400, {"error": f"at most {BATCH} items per batch"})
-            return self._send(200, {"BatchItemResponse": st.batch(items)})
-        if self.path == "/customers":
-            body = self._request("create")
-            if body is None:
-                return
+                return Response.json({"error": f"at most {BATCH} items per batch"}, 400)
+            return Response.json({"BatchItemResponse": st.batch(items)})
+        if kind == "create":
             with st.lock:
                 customer = st._write({k: v for k, v in body.items() if k not in ("Id", "SyncToken")}, None)
-            return self._send(200, {"Customer": customer})
-        match = re.fullmatch(r"/customers/([^/]+)", self.path)
-        if not match:
-            return self._send(404, {"error": "not_found"})
-        body = self._request("update")
-        if body is None:
-            return
+            return Response.json({"Customer": customer})
         with st.lock:
             current = st.customers.get(match[1])
             if current is None:
-                return self._send(404, {"Fault": {"Error": [{"Message": "Object Not Found"}]}})
+                return Response.json({"Fault": {"Error": [{"Message": "Object Not Found"}]}}, 404)
+            if kind == "get":
+                return Response.json({"Customer": current})
             if body.get("SyncToken") != current["SyncToken"]:  # as QuickBooks: an update names the version
-                return self._send(400, {"Fault": {"Error": [{"Message": "Stale Object Error"}]}})
+                return Response.json({"Fault": {"Error": [{"Message": "Stale Object Error"}]}}, 400)
             customer = st._write({k: v for k, v in body.items() if k not in ("Id", "SyncToken")}, match[1])
-        self._send(200, {"Customer": customer})
-
-
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    request_queue_size = 64
-    state: ProviderState
-
-
-class ProviderServer:
-    def __init__(self, latency: float) -> None:
-        self._server = _Server(("127.0.0.1", 0), _Handler)
-        self._server.state = ProviderState(latency)
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-
-    @property
-    def state(self) -> ProviderState:
-        return self._server.state
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
-
-    def __enter__(self) -> ProviderServer:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        return Response.json({"Customer": customer})
 
 
 # --------------------------------------------------------------------------------------------------

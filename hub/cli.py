@@ -177,8 +177,9 @@ def plugins() -> None:
     if not registry.plugins:
         click.echo("no provider plugins installed (pip install ./plugins/<name>)")
     for record in registry.plugins.values():
-        version = f" {record.distribution} {record.version}" if record.distribution else ""
+        version = f" ({record.distribution} {record.version})" if record.distribution else " (not installed)"
         click.echo(f"{record.name}{version}")
+        click.echo(f"  hooks: {', '.join(record.hooks) or '-'}")
         for slug in record.providers:
             info = registry.providers[slug]
             click.echo(f"  {slug}: {info.title} ({info.category}, auth {info.auth_kind})")
@@ -187,6 +188,31 @@ def plugins() -> None:
             click.echo(f"    syncs: {syncs or '-'}")
             click.echo(f"    actions: {actions or '-'}")
             click.echo(f"    webhooks: {'yes' if slug in registry.verifiers else 'no'}")
+
+
+@main.group()
+def plugin() -> None:
+    """Write provider plugins."""
+
+
+@plugin.command("new")
+@click.argument("name")
+@click.option("--path", "path", type=click.Path(file_okay=False), default=None,
+              help="Where to write it (default: plugins/NAME under the current directory).")
+def plugin_new(name: str, path: str | None) -> None:
+    """A new provider plugin NAME (its slug): pyproject with the entry point, plugin, client, mappers,
+    webhooks, a simulator and tests that run the conformance suite. It passes its tests as generated."""
+    from pathlib import Path
+
+    from hub.scaffold import render
+
+    target = Path(path) if path else Path("plugins") / name
+    try:
+        files = render(name, target)
+    except (ValueError, FileExistsError) as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"wrote {len(files)} files to {target}")
+    click.echo(f"next: pip install -e '{target}[test]' && (cd {target} && pytest)")
 
 
 @main.group()

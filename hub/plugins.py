@@ -37,6 +37,22 @@ class PluginRecord:
     distribution: str | None = None
     version: str | None = None
     providers: list[str] = field(default_factory=list)
+    hooks: list[str] = field(default_factory=list)
+    """The hooks the plugin implements, in the order of ``hub/hookspecs.py``."""
+
+
+def _distribution_of(obj: object) -> tuple[str | None, str | None]:
+    """The installed distribution of a plugin module loaded directly (not through its entry point): the one
+    whose ``hub`` entry point names that module, if it is installed."""
+    if not isinstance(obj, ModuleType):
+        return None, None
+    for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
+        if ep.value == obj.__name__ and ep.dist is not None:
+            return ep.dist.name, ep.dist.version
+    return None, None
+
+
+_HOOK_ORDER = [name for name in vars(hookspecs) if name.startswith("hub_")]
 
 
 class Registry:
@@ -232,11 +248,13 @@ def load_plugins(
     pm.add_hookspecs(hookspecs)
     records: dict[str, PluginRecord] = {}
     candidates = _entry_point_plugins(settings.plugins) if entry_points else []
-    candidates += [(name, obj, PluginRecord(name)) for name, obj in extra]
+    candidates += [(name, obj, PluginRecord(name, *_distribution_of(obj))) for name, obj in extra]
     for name, obj, record in candidates:
         if pm.get_plugin(name) is not None or pm.is_registered(obj):
             raise PluginError(f"plugin {name!r} is loaded twice")
         pm.register(obj, name=name)
+        implemented = {caller.name for caller in pm.get_hookcallers(obj) or ()}
+        record.hooks = [hook for hook in _HOOK_ORDER if hook in implemented]
         records[name] = record
     pm.check_pending()
 

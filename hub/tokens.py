@@ -11,7 +11,7 @@ import asyncio
 import logging
 import uuid
 import weakref
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from sqlalchemy import select
@@ -57,7 +57,7 @@ def store_tokens(hub: Hub, conn: Connection, tokens: TokenSet) -> None:
 async def valid_access_token(hub: Hub, connection_id: uuid.UUID) -> str:
     async with hub.session() as session:
         conn = _usable(await session.get(Connection, connection_id))
-        if _is_fresh(conn, datetime.now(UTC)):
+        if _is_fresh(conn, hub.clock()):
             return _decrypt(hub, conn, "access_token")  # type: ignore[return-value]
 
     lock = _locks.get(connection_id)
@@ -73,7 +73,7 @@ async def _refresh_locked(hub: Hub, connection_id: uuid.UUID) -> str:
         # (hub.db.engine), which takes the database write lock: as good a lock on one machine.
         stmt = select(Connection).where(Connection.id == connection_id).with_for_update()
         conn = _usable((await session.scalars(stmt.execution_options(populate_existing=True))).first())
-        if _is_fresh(conn, datetime.now(UTC)):  # another caller refreshed while we waited for the lock
+        if _is_fresh(conn, hub.clock()):  # another caller refreshed while we waited for the lock
             token = _decrypt(hub, conn, "access_token")
             await session.rollback()
             return token  # type: ignore[return-value]

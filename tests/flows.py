@@ -1,37 +1,15 @@
-"""Drives the OAuth connect flow the way a browser would: hub -> provider consent -> hub callback."""
+"""The connect flow of the test provider ``testoauth`` (the kit's ``hub.testing.flows`` drives it)."""
 
 from __future__ import annotations
 
-from urllib.parse import parse_qs, urlsplit
+from hub.testing.flows import RETURN_URL, callback, consent
+from hub.testing.flows import authorize as _authorize
 
-import httpx
-
-RETURN_URL = "http://127.0.0.1:9/app/integrations?tab=connections"
+__all__ = ["RETURN_URL", "authorize", "callback", "connect", "consent"]
 
 
 async def authorize(client, tenant, provider: str = "testoauth", return_url: str = RETURN_URL) -> str:
-    response = await client.post(
-        f"/v1/connections/{provider}/authorize", json={"return_url": return_url}, headers=tenant.headers
-    )
-    assert response.status_code == 200, response.text
-    return response.json()["authorization_url"]
-
-
-def consent(authorization_url: str, decision: str = "allow") -> str:
-    """The user's visit to the provider's consent page; returns where the provider redirects them."""
-    response = httpx.get(f"{authorization_url}&decision={decision}", follow_redirects=False)
-    assert response.status_code == 302
-    return response.headers["location"]
-
-
-async def callback(client, location: str) -> dict[str, list[str]]:
-    """Follow the provider's redirect into the hub; returns the outcome the hub sends to return_url."""
-    parts = urlsplit(location)
-    response = await client.get(f"{parts.path}?{parts.query}", follow_redirects=False)
-    assert response.status_code == 302, response.text
-    target = urlsplit(response.headers["location"])
-    assert f"{target.scheme}://{target.netloc}{target.path}" == RETURN_URL.split("?")[0]
-    return parse_qs(target.query)
+    return await _authorize(client, tenant, provider, return_url)
 
 
 async def connect(client, tenant) -> dict[str, list[str]]:

@@ -82,6 +82,12 @@ def test_unreachable_database_is_a_clear_error(tmp_path):
 def test_plugins_lists_what_is_installed(tmp_path):
     result = run({"HUB_HOME": str(tmp_path), "HUB_PLUGINS": ""}, "plugins")
     assert "no provider plugins installed" in result.output
+    installed = run({"HUB_HOME": str(tmp_path), "HUB_PLUGINS": "quickbooks"}, "plugins").output.splitlines()
+    assert installed[:2] == ["quickbooks (hub-quickbooks 0.1.0)",
+                             "  hooks: hub_register_providers, hub_register_auth, hub_register_syncs, "
+                             "hub_register_webhook_verifiers, hub_register_entity_mappers, hub_register_actions, "
+                             "hub_event"]
+    assert "  quickbooks: QuickBooks Online (accounting, auth oauth2)" in installed
 
 
 def test_keys_generate_prints_a_usable_key():

@@ -108,6 +108,10 @@ async def test_providers_describe_auth_settings_actions_and_syncs(client):
     assert oauth["actions"][0]["name"] == "echo" and oauth["actions"][0]["input_schema"]
     assert {(s["entity"], s["direction"]) for s in oauth["syncs"]} == {("client", "outbound"), ("payment", "inbound")}
     assert oauth["settings_schema"]
+    assert oauth["plugin"] == keys["plugin"] == {
+        "name": "testprovider", "distribution": None, "version": None,  # loaded from the source tree
+        "hooks": ["hub_register_providers", "hub_register_auth", "hub_register_syncs",
+                  "hub_register_webhook_verifiers", "hub_register_entity_mappers", "hub_register_actions"]}
     missing = await client.get("/v1/providers/nope")
     assert missing.status_code == 404 and missing.json()["error"]["code"] == "provider_not_found"
 

@@ -184,3 +184,19 @@ def test_pyproject_example_declares_a_hub_entry_point():
         assert entry_points, f"{DOC.name}:{line}: no entry point in the group 'hub'"
         for slug, target in entry_points.items():
             assert re.fullmatch(r"hub_\w+\.plugin", target), f"{slug} = {target!r} is not 'hub_<name>.plugin'"
+
+
+def test_the_testing_guide_names_every_fixture_and_adapter_method_of_the_kit():
+    import hub.testing.fixtures as fixtures
+    from hub.testing.conformance import ProviderAdapter
+
+    guide = (Path(__file__).resolve().parents[1] / "docs" / "testing_your_plugin.md").read_text()
+    names = [name for name, obj in vars(fixtures).items()
+             if hasattr(obj, "_pytestfixturefunction") or type(obj).__name__ == "FixtureFunctionDefinition"]
+    assert {"hub", "client", "tenant", "jobs", "clock", "webhook_receiver"} <= set(names)
+    for name in names:
+        assert f"`{name}`" in guide, f"docs/testing_your_plugin.md does not describe the fixture {name}"
+    for name, _ in inspect.getmembers(ProviderAdapter):
+        if not name.startswith("_"):
+            assert f"`{name}" in guide, f"docs/testing_your_plugin.md does not describe ProviderAdapter.{name}"
+    assert "docs/writing_a_plugin.md" in (Path(__file__).resolve().parents[1] / "README.md").read_text()

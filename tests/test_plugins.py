@@ -215,3 +215,18 @@ def test_hub_plugins_allowlist_limits_what_loads(monkeypatch, caplog):
     assert set(registry.providers) == {"beta"}
     assert loaded == ["beta"]  # alpha was never even imported
     assert "HUB_PLUGINS names 'gamma', which is not installed" in caplog.text
+
+
+def test_each_plugin_record_names_its_distribution_version_and_implemented_hooks():
+    import hub_quickbooks.plugin
+
+    registry, _ = load(("testprovider", test_plugin), ("quickbooks", hub_quickbooks.plugin))
+    test_record, qbo = registry.plugins["testprovider"], registry.plugins["quickbooks"]
+    assert (test_record.distribution, test_record.version) == (None, None)  # not an installed distribution
+    assert test_record.hooks == ["hub_register_providers", "hub_register_auth", "hub_register_syncs",
+                                 "hub_register_webhook_verifiers", "hub_register_entity_mappers",
+                                 "hub_register_actions"]
+    assert (qbo.distribution, qbo.version) == ("hub-quickbooks", "0.1.0")
+    assert "hub_event" in qbo.hooks and "hub_register_syncs" in qbo.hooks
+    only_providers = plugin("bare", hub_register_providers=lambda register: None)
+    assert load(("bare", only_providers))[0].plugins["bare"].hooks == ["hub_register_providers"]

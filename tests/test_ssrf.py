@@ -15,9 +15,9 @@ import httpcore
 import msgspec
 import pytest
 
+from hub.testing.clock import Clock
 from hub.webhooks.delivery import Outbound, deliver_due
 from hub.webhooks.ssrf import is_public
-from tests.helpers.clock import Clock
 
 PUBLIC_V4 = "93.184.216.34"
 

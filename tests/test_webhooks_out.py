@@ -15,10 +15,10 @@ from sqlalchemy import func, select
 
 from hub.db.models import WebhookDelivery, WebhookEndpoint
 from hub.events import record_event
+from hub.testing.clock import Clock
+from hub.testing.receiver import Answer, Receiver
 from hub.webhooks.delivery import USER_AGENT, deliver_due
 from tests.conftest import new_tenant
-from tests.helpers.clock import Clock
-from tests.helpers.receiver import Answer, Receiver
 
 
 @pytest.fixture

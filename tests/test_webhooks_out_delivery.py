@@ -19,10 +19,10 @@ from hub.api.app import create_app
 from hub.db.migrate import upgrade_async
 from hub.db.models import Event, WebhookAttempt, WebhookDelivery, WebhookEndpoint, utcnow
 from hub.events import record_event
+from hub.testing.clock import Clock
+from hub.testing.receiver import Answer, Receiver
 from hub.webhooks.delivery import SCHEDULE, Sender, deliver_due
 from tests.conftest import make_hub, new_tenant, wait_for
-from tests.helpers.clock import Clock
-from tests.helpers.receiver import Answer, Receiver
 
 
 @pytest.fixture

@@ -26,6 +26,16 @@ class SyncOut(msgspec.Struct):
     direction: str
 
 
+class PluginOut(msgspec.Struct):
+    """The plugin that adds a provider: its entry-point name, distribution and version (None when it was
+    loaded from no installed distribution), and the hooks it implements."""
+
+    name: str
+    distribution: str | None
+    version: str | None
+    hooks: list[str]
+
+
 class ProviderOut(msgspec.Struct, kw_only=True):
     slug: str
     title: str
@@ -41,6 +51,7 @@ class ProviderOut(msgspec.Struct, kw_only=True):
     syncs: list[SyncOut]
     actions: list[ActionOut]
     docs_url: str | None
+    plugin: PluginOut | None
 
 
 def _schema(t: type | None) -> dict[str, Any] | None:
@@ -62,6 +73,8 @@ def provider_out(hub: HubDep, info: ProviderInfo) -> ProviderOut:
             for a in hub.registry.actions_for(info.slug)
         ],
         docs_url=info.docs_url,
+        plugin=next((PluginOut(p.name, p.distribution, p.version, list(p.hooks))
+                     for p in hub.registry.plugins.values() if info.slug in p.providers), None),
     )
 
 

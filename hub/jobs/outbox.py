@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session
 
 from hub.db.models import Job
 from hub.errors import Conflict, HubError, NotFound
+from hub.webhooks.fanout import CLOCK_KEY
 
 if TYPE_CHECKING:
     from hub.runtime import Hub
@@ -61,6 +62,11 @@ def now() -> datetime:
     return datetime.now(UTC)
 
 
+def _clock(session: AsyncSession | Session) -> datetime:
+    """Now by the clock of the Hub that opened the session (``Hub.clock``; tests move it by hand)."""
+    return session.info.get(CLOCK_KEY, now)()
+
+
 def backoff(attempt: int) -> timedelta:
     """5 s, 10 s, 20 s ... capped at an hour, with jitter so retries of a failed batch spread out."""
     base = min(5 * 2 ** (attempt - 1), 3600)
@@ -74,11 +80,12 @@ def enqueue(
     """Add a job to the caller's transaction. It is sent to a worker only if that transaction commits."""
     if kind not in JOB_KINDS:
         raise ValueError(f"no job handler for {kind!r}")
-    due = run_at is None or run_at <= now()
+    moment = _clock(session)
+    due = run_at is None or run_at <= moment
     dispatch = session.info.get("hub_dispatch")
     job = Job(id=id or uuid.uuid4(), tenant_id=tenant_id, kind=kind, payload=payload, status="pending",
-              run_at=run_at or now(), max_attempts=max_attempts,
-              sent_at=now() if due and dispatch is not None else None)
+              run_at=run_at or moment, max_attempts=max_attempts,
+              sent_at=moment if due and dispatch is not None else None)
     session.add(job)
     if due and dispatch is not None:
         session.info.setdefault(OUTBOX_KEY, []).append(job.id)
@@ -86,13 +93,13 @@ def enqueue(
 
 
 def job_rows(kind: str, jobs: Sequence[tuple[uuid.UUID, dict[str, Any], uuid.UUID | None]], *,
-             max_attempts: int = 8, sent: bool = False) -> list[dict[str, Any]]:
+             max_attempts: int = 8, sent: bool = False, moment: datetime | None = None) -> list[dict[str, Any]]:
     """Rows of the ``jobs`` table for many jobs of one kind due now — (id, payload, tenant id) each — for
     a caller that inserts them in bulk in its own transaction and, with ``sent``, nudges the workers
     about each id once it commits (as ``enqueue`` does after commit)."""
     if kind not in JOB_KINDS:
         raise ValueError(f"no job handler for {kind!r}")
-    moment = now()
+    moment = moment or now()
     return [
         {"id": job_id, "tenant_id": tenant_id, "kind": kind, "payload": payload, "status": "pending",
          "attempts": 0, "max_attempts": max_attempts, "run_at": moment, "sent_at": moment if sent else None,
@@ -149,7 +156,7 @@ _QUERY = re.compile(r"\?[^\s'\"<>]*")
 
 async def claim(hub: Hub, job_id: uuid.UUID) -> Job | None:
     """Take the job if it is due and nobody holds it (or its holder's lease ran out). None otherwise."""
-    moment = now()
+    moment = hub.clock()
     async with hub.session() as session:
         result = await session.execute(
             update(Job)
@@ -178,7 +185,7 @@ async def heartbeat(hub: Hub, job: Job) -> bool:
     """Extend the lease; False when this worker no longer holds the job."""
     async with hub.session() as session:
         result = await session.execute(
-            update(Job).where(_held(job)).values(locked_until=now() + hub.settings.job_lease)
+            update(Job).where(_held(job)).values(locked_until=hub.clock() + hub.settings.job_lease)
             .execution_options(synchronize_session=False)
         )
         return result.rowcount == 1
@@ -199,7 +206,7 @@ async def complete(hub: Hub, job: Job) -> bool:
     async with hub.session() as session:
         result = await session.execute(
             update(Job).where(_held(job))
-            .values(status="done", locked_until=None, finished_at=now(), last_error=None)
+            .values(status="done", locked_until=None, finished_at=hub.clock(), last_error=None)
             .execution_options(synchronize_session=False)
         )
         return result.rowcount == 1
@@ -213,9 +220,9 @@ async def fail(hub: Hub, job: Job, error: BaseException) -> str | None:
     exhausted = job.attempts >= job.max_attempts or is_permanent(error)
     values: dict[str, Any] = {"last_error": message, "locked_until": None, "sent_at": None}
     if exhausted:
-        values |= {"status": "failed", "finished_at": now()}
+        values |= {"status": "failed", "finished_at": hub.clock()}
     else:
-        values |= {"status": "pending", "run_at": now() + backoff(job.attempts)}
+        values |= {"status": "pending", "run_at": hub.clock() + backoff(job.attempts)}
     async with hub.session() as session:
         result = await session.execute(update(Job).where(_held(job)).values(**values)
                                        .execution_options(synchronize_session=False))
@@ -232,16 +239,17 @@ async def defer(hub: Hub, job: Job, wait: Defer) -> str | None:
     async with hub.session() as session:
         result = await session.execute(
             update(Job).where(_held(job)).values(
-                status="pending", attempts=Job.attempts - 1, run_at=now() + timedelta(seconds=wait.seconds),
+                status="pending", attempts=Job.attempts - 1, run_at=hub.clock() + timedelta(seconds=wait.seconds),
                 locked_until=None, sent_at=None,
             ).execution_options(synchronize_session=False)
         )
     return "pending" if result.rowcount == 1 else None
 
 
-async def execute(hub: Hub, job_id: uuid.UUID) -> str | None:
+async def execute(hub: Hub, job_id: uuid.UUID, *, reraise: bool = False) -> str | None:
     """Run one job if it can be claimed. Returns its new status (None: not claimable, or another worker
-    took it over meanwhile)."""
+    took it over meanwhile). With ``reraise`` a failed attempt is recorded as usual and its error then
+    raised (``hub.testing.run_jobs``: a test sees the plugin's own exception)."""
     job = await claim(hub, job_id)
     if job is None:
         return None
@@ -259,7 +267,10 @@ async def execute(hub: Hub, job_id: uuid.UUID) -> str | None:
         return await defer(hub, job, wait)
     except Exception as exc:
         await _stop(lease)
-        return await fail(hub, job, exc)
+        status = await fail(hub, job, exc)
+        if reraise:
+            raise
+        return status
     await _stop(lease)
     return "done" if await complete(hub, job) else None
 
@@ -279,10 +290,10 @@ async def retry(session: AsyncSession, job_id: uuid.UUID, tenant_id: uuid.UUID |
         raise NotFound("no such job", code="job_not_found")
     if job.status != "failed":
         raise Conflict(f"only failed jobs can be retried; this one is {job.status}", code="job_not_failed")
-    job.status, job.attempts, job.run_at, job.finished_at, job.sent_at = "pending", 0, now(), None, None
+    job.status, job.attempts, job.run_at, job.finished_at, job.sent_at = "pending", 0, _clock(session), None, None
     await session.flush()
     if session.info.get("hub_dispatch") is not None:
-        job.sent_at = now()
+        job.sent_at = _clock(session)
         session.info.setdefault(OUTBOX_KEY, []).append(job.id)
     return job
 
@@ -290,7 +301,7 @@ async def retry(session: AsyncSession, job_id: uuid.UUID, tenant_id: uuid.UUID |
 async def due_job_ids(session: AsyncSession, resend_after: timedelta, limit: int = 500) -> list[uuid.UUID]:
     """Jobs a worker should be nudged about: due and never sent (or sent long ago without being
     picked up), or running past their lease (their worker died)."""
-    moment = now()
+    moment = _clock(session)
     stmt = (
         select(Job.id)
         .where(or_(

@@ -10,7 +10,7 @@ import msgspec
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from hub.db.models import Connection, SyncCursor, utcnow
+from hub.db.models import Connection, SyncCursor
 from hub.errors import Conflict, ValidationFailed
 from hub.handlers import InboundSync
 
@@ -70,7 +70,7 @@ async def schedule_due_syncs(hub: Hub, session: AsyncSession) -> int:
             .where(SyncCursor.connection_id.in_([c.id for c in connections]))
         )).all()
     }
-    now, started = utcnow(), 0
+    now, started = hub.clock(), 0
     for conn in connections:
         for (provider, entity), handler in periodic.items():
             if provider != conn.provider:

@@ -184,7 +184,7 @@ class Intake:
             jobs = job_rows(PROCESS_JOB, [
                 (job_id, {"inbox_ids": [str(row["id"]) for row in chunk if row["id"] in inserted]}, tenant_id)
                 for job_id, tenant_id, chunk in chunks if any(row["id"] in inserted for row in chunk)
-            ], max_attempts=MAX_ATTEMPTS, sent=dispatching)
+            ], max_attempts=MAX_ATTEMPTS, sent=dispatching, moment=self.hub.clock())
             if jobs:
                 conn.execute(insert(Job.__table__), jobs)
         return inserted, [job["id"] for job in jobs] if dispatching else []

@@ -58,10 +58,10 @@ class EchoOut(msgspec.Struct):
 
 
 class TestOAuth2(OAuth2):
-    def __init__(self, base: str) -> None:
+    def __init__(self, base: str, client_secret: str = CLIENT_SECRET) -> None:
         super().__init__(
             "testoauth", authorize_url=f"{base}/authorize", token_url=f"{base}/token",
-            revoke_url=f"{base}/revoke", client_id=CLIENT_ID, client_secret=CLIENT_SECRET, scopes=("read", "write"),
+            revoke_url=f"{base}/revoke", client_id=CLIENT_ID, client_secret=client_secret, scopes=("read", "write"),
         )
         self.base = base
 
@@ -83,6 +83,8 @@ def hub_register_providers(register):
     register(ProviderInfo(
         slug="testoauth", title="Test OAuth", category="testing", auth_kind="oauth2", scopes=("read", "write"),
         settings=OAuthSettings, webhooks=True, rate_limits=(RateLimit(10, 1.0, concurrency=3),),
+        description="The core's test provider: OAuth2 with PKCE, clients out, payments in.",
+        docs_url="https://github.com/integration-hub/hub/tree/main/tests/testprovider",
     ))
     register(ProviderInfo(slug="testkeys", title="Test Keys", category="testing", auth_kind="api_key",
                           webhooks=True))
@@ -91,7 +93,7 @@ def hub_register_providers(register):
 @hookimpl
 def hub_register_auth(register, config):
     base = _base(config)
-    register(TestOAuth2(base))
+    register(TestOAuth2(base, config.environ.get("TESTOAUTH_CLIENT_SECRET", CLIENT_SECRET)))
 
     async def check(http, fields: KeyFields) -> AccountInfo:
         response = await http.request("GET", f"{base}/api/check-key", provider="testkeys",

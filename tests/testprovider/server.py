@@ -1,4 +1,4 @@
-"""A local OAuth2 authorization server and API over real HTTP on 127.0.0.1.
+"""A local OAuth2 authorization server and API over real HTTP on 127.0.0.1 (a ``hub.testing`` simulator).
 
 It behaves like a strict provider: single-use codes bound to redirect URI and PKCE challenge, refresh
 tokens that rotate on every use (the old one dies), ``invalid_grant`` for anything stale, Basic client
@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import json
 import secrets
 import threading
 import time
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qs, urlencode, urlsplit
+from urllib.parse import urlencode
+
+from hub.testing.simulator import Request, Response, Simulator
 
 CLIENT_ID = "test-client"
 CLIENT_SECRET = "test-client-secret-do-not-log"
@@ -63,44 +63,40 @@ class ProviderState:
                                   "deleted": deleted, **extra})
 
 
-class _Handler(BaseHTTPRequestHandler):
-    server: _Server
+class FakeProvider(Simulator):
+    """Start with ``with FakeProvider() as provider:``; ``provider.url`` is its base URL, ``provider.state``
+    what it holds; the fault switches of ``hub.testing.simulator.Simulator`` work on it too."""
 
-    def log_message(self, *args: Any) -> None:  # keep test output quiet
-        pass
+    def __init__(self) -> None:
+        super().__init__()
+        self.state = ProviderState()
 
-    def _send(self, status: int, body: Any = None, headers: dict[str, str] | None = None) -> None:
-        data = b"" if body is None else json.dumps(body).encode()
-        self.send_response(status)
-        for k, v in (headers or {}).items():
-            self.send_header(k, v)
-        if body is not None:
-            self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
+    def expire_tokens(self) -> int:
+        with self.state.lock:
+            self.state.access_tokens = dict.fromkeys(self.state.access_tokens, 0.0)
+            return len(self.state.access_tokens)
 
-    def _form(self) -> dict[str, str]:
-        length = int(self.headers.get("Content-Length") or 0)
-        return {k: v[0] for k, v in parse_qs(self.rfile.read(length).decode()).items()}
-
-    def _client_ok(self) -> bool:
-        header = self.headers.get("Authorization", "")
+    def _client_ok(self, request: Request) -> bool:
+        header = request.headers.get("authorization", "")
         if not header.startswith("Basic "):
             return False
         return base64.b64decode(header[6:]).decode() == f"{CLIENT_ID}:{CLIENT_SECRET}"
 
-    def _bearer_ok(self) -> bool:
-        token = self.headers.get("Authorization", "").removeprefix("Bearer ")
-        expiry = self.server.state.access_tokens.get(token)
+    def _bearer_ok(self, request: Request) -> bool:
+        expiry = self.state.access_tokens.get(request.bearer or "")
         return expiry is not None and expiry > time.time()
 
-    def do_GET(self) -> None:
-        url = urlsplit(self.path)
-        query = {k: v[0] for k, v in parse_qs(url.query).items()}
-        st = self.server.state
-        st.requests.append(f"GET {url.path}")
-        if url.path == "/authorize":
+    def handle(self, request: Request) -> Response:
+        self.state.requests.append(f"{request.method} {request.path}")
+        if request.method == "GET":
+            return self._get(request)
+        if request.path == "/api/customers/batch":
+            return self._customers_batch(request)
+        return self._oauth(request)
+
+    def _get(self, request: Request) -> Response:
+        st, query = self.state, request.query
+        if request.path == "/authorize":
             # The user's consent screen: ?decision=deny simulates the user saying no.
             redirect = query["redirect_uri"]
             if query.get("decision") == "deny":
@@ -114,43 +110,37 @@ class _Handler(BaseHTTPRequestHandler):
                         "method": query.get("code_challenge_method"), "client_id": query.get("client_id"),
                     }
                 params = {"code": code, "state": query["state"], "account": st.account_id}
-            self._send(302, headers={"Location": f"{redirect}?{urlencode(params)}"})
-        elif url.path == "/api/me":
-            if not self._bearer_ok():
-                return self._send(401, {"error": "invalid_token"})
-            self._send(200, {"account_id": st.account_id, "name": "Test Account Ltd"})
-        elif url.path == "/api/echo":
-            if not self._bearer_ok():
-                return self._send(401, {"error": "invalid_token"})
-            self._send(200, {"echo": query.get("text", "")})
-        elif url.path == "/api/payments":
-            if not self._bearer_ok():
-                return self._send(401, {"error": "invalid_token"})
-            after, limit = int(query.get("after") or 0), int(query.get("limit") or 100)
-            with st.lock:
-                page = [p for p in st.payments if p["seq"] > after][:limit]
-                more = any(p["seq"] > (page[-1]["seq"] if page else after) for p in st.payments)
-            self._send(200, {"data": [p for p in page if not p["deleted"]],
-                             "deleted": [p["id"] for p in page if p["deleted"]],
-                             "next": str(page[-1]["seq"]) if page else str(after), "has_more": more})
-        elif url.path == "/api/check-key":
-            if self.headers.get("X-Api-Key") != API_KEY:
-                return self._send(401, {"error": "bad key"})
-            self._send(200, {"account_id": "key-account-7", "name": "Keyed Account"})
-        else:
-            self._send(404, {"error": "not_found"})
+            return Response.redirect(f"{redirect}?{urlencode(params)}")
+        if request.path == "/api/check-key":
+            if request.headers.get("x-api-key") != API_KEY:
+                return Response.json({"error": "bad key"}, 401)
+            return Response.json({"account_id": "key-account-7", "name": "Keyed Account"})
+        if request.path not in ("/api/me", "/api/echo", "/api/payments"):
+            return Response.json({"error": "not_found"}, 404)
+        if not self._bearer_ok(request):
+            return Response.json({"error": "invalid_token"}, 401)
+        if request.path == "/api/me":
+            return Response.json({"account_id": st.account_id, "name": "Test Account Ltd"})
+        if request.path == "/api/echo":
+            return Response.json({"echo": query.get("text", "")})
+        after, limit = int(query.get("after") or 0), int(query.get("limit") or 100)
+        with st.lock:
+            page = [p for p in st.payments if p["seq"] > after][:limit]
+            more = any(p["seq"] > (page[-1]["seq"] if page else after) for p in st.payments)
+        return Response.json({"data": [p for p in page if not p["deleted"]],
+                              "deleted": [p["id"] for p in page if p["deleted"]],
+                              "next": str(page[-1]["seq"]) if page else str(after), "has_more": more})
 
-    def _customers_batch(self) -> None:
-        st = self.server.state
-        if not self._bearer_ok():
-            return self._send(401, {"error": "invalid_token"})
-        length = int(self.headers.get("Content-Length") or 0)
-        items = json.loads(self.rfile.read(length))["BatchItemRequest"]
+    def _customers_batch(self, request: Request) -> Response:
+        st = self.state
+        if not self._bearer_ok(request):
+            return Response.json({"error": "invalid_token"}, 401)
+        items = request.json()["BatchItemRequest"]
         time.sleep(st.latency)
         if st.fail_api_with:
-            return self._send(st.fail_api_with, {"error": "unavailable"})
+            return Response.json({"error": "unavailable"}, st.fail_api_with)
         if len(items) > 30:
-            return self._send(400, {"error": "at most 30 items per batch"})
+            return Response.json({"error": "at most 30 items per batch"}, 400)
         with st.lock:
             st.batch_calls += 1
             number = st.batch_calls
@@ -158,57 +148,53 @@ class _Handler(BaseHTTPRequestHandler):
         if number == st.stall_batch:  # done at the provider; the caller has not heard back yet
             st.stalled.set()
             st.release.wait(timeout=60)
-        self._send(200, {"BatchItemResponse": results})
+        return Response.json({"BatchItemResponse": results})
 
-    def do_POST(self) -> None:
-        url = urlsplit(self.path)
-        st = self.server.state
-        st.requests.append(f"POST {url.path}")
-        if url.path == "/api/customers/batch":
-            return self._customers_batch()
-        form = self._form()
-        if url.path == "/revoke":
-            if not self._client_ok():
-                return self._send(401, {"error": "invalid_client"})
+    def _oauth(self, request: Request) -> Response:
+        st = self.state
+        form = request.form()
+        if request.path == "/revoke":
+            if not self._client_ok(request):
+                return Response.json({"error": "invalid_client"}, 401)
             with st.lock:
                 st.revoked.append(form.get("token", ""))
                 st.refresh_tokens.discard(form.get("token", ""))
-            return self._send(200, {})
-        if url.path != "/token":
-            return self._send(404, {"error": "not_found"})
+            return Response.json({})
+        if request.path != "/token":
+            return Response.json({"error": "not_found"}, 404)
         with st.lock:
             st.token_calls += 1
             if form.get("grant_type") == "refresh_token":
                 st.refresh_calls += 1
         if st.fail_token_with:
-            return self._send(st.fail_token_with, {"error": "server_error"})
-        if not self._client_ok():
-            return self._send(401, {"error": "invalid_client"})
+            return Response.json({"error": "server_error"}, st.fail_token_with)
+        if not self._client_ok(request):
+            return Response.json({"error": "invalid_client"}, 401)
         if form.get("grant_type") == "authorization_code":
             with st.lock:
                 grant = st.codes.pop(form.get("code", ""), None)
             if grant is None or grant["redirect_uri"] != form.get("redirect_uri"):
-                return self._send(400, {"error": "invalid_grant"})
+                return Response.json({"error": "invalid_grant"}, 400)
             if grant["challenge"]:
                 verifier = form.get("code_verifier", "")
                 digest = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).decode().rstrip("=")
                 if digest != grant["challenge"]:
-                    return self._send(400, {"error": "invalid_grant", "error_description": "PKCE mismatch"})
+                    return Response.json({"error": "invalid_grant", "error_description": "PKCE mismatch"}, 400)
         elif form.get("grant_type") == "refresh_token":
             time.sleep(st.refresh_delay)
             with st.lock:
                 if form.get("refresh_token") not in st.refresh_tokens:
-                    return self._send(400, {"error": "invalid_grant"})
+                    return Response.json({"error": "invalid_grant"}, 400)
                 st.refresh_tokens.discard(form["refresh_token"])  # rotation: the old one dies
         else:
-            return self._send(400, {"error": "unsupported_grant_type"})
+            return Response.json({"error": "unsupported_grant_type"}, 400)
         access, refresh = "at_" + secrets.token_urlsafe(16), "rt_" + secrets.token_urlsafe(16)
         with st.lock:
             st.issued += [access, refresh]
             st.access_tokens[access] = time.time() + st.access_ttl
             st.refresh_tokens.add(refresh)
-        self._send(200, {"access_token": access, "refresh_token": refresh, "token_type": "Bearer",
-                         "expires_in": st.access_ttl, "scope": "read write"})
+        return Response.json({"access_token": access, "refresh_token": refresh, "token_type": "Bearer",
+                              "expires_in": st.access_ttl, "scope": "read write"})
 
 
 def _customers_batch_items(st: ProviderState, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -235,39 +221,3 @@ def _customers_batch_items(st: ProviderState, items: list[dict[str, Any]]) -> li
             st.batch_results[key] = result
         results.append(result)
     return results
-
-
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    state: ProviderState
-
-    def handle_error(self, request, client_address) -> None:
-        import sys
-
-        if not isinstance(sys.exc_info()[1], (BrokenPipeError, ConnectionResetError)):  # a killed client
-            super().handle_error(request, client_address)
-
-
-class FakeProvider:
-    """Start with ``with FakeProvider() as provider:``; ``provider.url`` is its base URL."""
-
-    def __init__(self) -> None:
-        self._server = _Server(("127.0.0.1", 0), _Handler)
-        self._server.state = ProviderState()
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-
-    @property
-    def state(self) -> ProviderState:
-        return self._server.state
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
-
-    def __enter__(self) -> FakeProvider:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._server.shutdown()
-        self._server.server_close()

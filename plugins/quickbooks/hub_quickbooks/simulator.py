@@ -36,9 +36,11 @@ from collections import deque
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qs, urlencode, urlsplit
+from urllib.parse import urlencode
+
+from hub.testing.simulator import Fault as PlannedFault
+from hub.testing.simulator import Request, Response, Simulator
 
 CLIENT_ID = "ABqbo-sim-client-id"
 CLIENT_SECRET = "qbo-sim-client-secret-do-not-log"
@@ -415,65 +417,81 @@ def _past(operation: str) -> str:
 
 # -- HTTP -------------------------------------------------------------------------------------------------
 _API_PATH = re.compile(r"^/v3/company/(?P<realm>[^/]+)/(?P<rest>.+)$")
+_THROTTLED = Fault(429, "003001", "message=ThrottleExceeded; errorCode=003001; statusCode=429",
+                   "The request limit was reached.", type="SERVICE")
 
 
-class _Handler(BaseHTTPRequestHandler):
-    server: _Server
-    # HTTP/1.0: one connection per request, so no pooled connection outlives the event loop that opened it
-    # (the hub under test runs on its own loop in a thread).
+def _reply(status: int, body: Any = None, headers: dict[str, str] | None = None) -> Response:
+    data = b"" if body is None else json.dumps(body).encode()
+    headers = {**(headers or {}), "intuit_tid": uuid.uuid4().hex[:20]}
+    if body is not None:
+        headers["Content-Type"] = "application/json;charset=UTF-8"
+    return Response(status, data, headers)
 
-    def log_message(self, *args: Any) -> None:
-        pass
+
+class QuickBooksSimulator(Simulator):
+    """``with QuickBooksSimulator() as qbo:`` serves on ``qbo.url`` (127.0.0.1, a free port) until the block ends.
+
+    ``qbo.state`` is the QuickBooks side (companies, tokens, limits); the fault switches of
+    ``hub.testing.simulator.Simulator`` (``throttle_next``, ``fail_next``, ``drop_next``, ``latency``,
+    ``expire_tokens``) work on it too, answering in Intuit's shapes.
+    """
+
+    def __init__(self, state: SimulatorState | None = None, port: int = 0) -> None:
+        super().__init__(port=port)
+        self.state = state or SimulatorState()
+        self.state.company(REALM_ID)
 
     @property
     def st(self) -> SimulatorState:
-        return self.server.state
+        return self.state
 
-    def _send(self, status: int, body: Any = None, headers: dict[str, str] | None = None) -> None:
-        data = b"" if body is None else json.dumps(body).encode()
-        self.send_response(status)
-        for name, value in (headers or {}).items():
-            self.send_header(name, value)
-        if body is not None:
-            self.send_header("Content-Type", "application/json;charset=UTF-8")
-        self.send_header("Content-Length", str(len(data)))
-        self.send_header("intuit_tid", uuid.uuid4().hex[:20])
-        self.end_headers()
-        self.wfile.write(data)
+    def send_webhook(self, url: str, changes: list[tuple[str, str, str]], **kwargs: Any):
+        """POST a signed notification to ``url`` (a 127.0.0.1 hub) and return the response."""
+        import httpx
 
-    def _body(self) -> bytes:
-        return self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        body, headers = self.state.webhook_request(changes, **kwargs)
+        return httpx.post(url, content=body, headers=headers, timeout=10)
 
-    def _client_ok(self) -> bool:
-        header = self.headers.get("Authorization", "")
+    def expire_tokens(self) -> int:
+        with self.state.lock:
+            tokens = self.state.access_tokens
+            for token, (realm, _) in tokens.items():
+                tokens[token] = (realm, 0.0)
+            return len(tokens)
+
+    def fault_response(self, request: Request, fault: PlannedFault) -> Response:
+        headers = {"Retry-After": fault.retry_after} if fault.retry_after is not None else {}
+        status = fault.status or 500
+        if status == 429:
+            return _reply(429, _THROTTLED.body(self.state.stamp()), headers)
+        return _reply(status, Fault(status, "10000", "An application error has occurred while processing your "
+                                    "request", type="SystemFault").body(self.state.stamp()), headers)
+
+    def _client_ok(self, request: Request) -> bool:
+        header = request.headers.get("authorization", "")
         try:
             given = base64.b64decode(header.removeprefix("Basic ")).decode() if header.startswith("Basic ") else ""
         except ValueError:
             return False
         return hmac.compare_digest(given, f"{self.st.client_id}:{self.st.client_secret}")
 
-    def do_GET(self) -> None:
-        url = urlsplit(self.path)
-        query = {k: v[0] for k, v in parse_qs(url.query).items()}
-        if url.path == "/connect/oauth2":
-            return self._authorize(query)
-        self._api("GET", url.path, query, b"")
-
-    def do_POST(self) -> None:
-        url = urlsplit(self.path)
-        query = {k: v[0] for k, v in parse_qs(url.query).items()}
-        body = self._body()
-        if url.path == "/oauth2/v1/tokens/bearer":
-            return self._token({k: v[0] for k, v in parse_qs(body.decode()).items()})
-        if url.path == "/v2/oauth2/tokens/revoke":
-            return self._revoke(body)
-        self._api("POST", url.path, query, body)
+    def handle(self, request: Request) -> Response:
+        if request.method == "GET" and request.path == "/connect/oauth2":
+            return self._authorize(request.query)
+        if request.method == "POST" and request.path == "/oauth2/v1/tokens/bearer":
+            return self._token(request, request.form())
+        if request.method == "POST" and request.path == "/v2/oauth2/tokens/revoke":
+            return self._revoke(request)
+        if request.method not in ("GET", "POST"):
+            return _reply(405, {"error": "method_not_allowed"})
+        return self._api(request)
 
     # -- OAuth --------------------------------------------------------------------------------------------
-    def _authorize(self, query: dict[str, str]) -> None:
+    def _authorize(self, query: dict[str, str]) -> Response:
         st = self.st
         if query.get("client_id") != st.client_id or query.get("response_type") != "code":
-            return self._send(400, {"error": "invalid_request"})
+            return _reply(400, {"error": "invalid_request"})
         redirect = query["redirect_uri"]
         if query.get("decision") == "deny":
             params = {"error": "access_denied", "state": query.get("state", "")}
@@ -483,67 +501,63 @@ class _Handler(BaseHTTPRequestHandler):
                 st.company(st.consent_realm)
                 st.codes[code] = {"redirect_uri": redirect, "realm": st.consent_realm}
             params = {"code": code, "state": query.get("state", ""), "realmId": st.consent_realm}
-        self._send(302, headers={"Location": f"{redirect}?{urlencode(params)}"})
+        return _reply(302, headers={"Location": f"{redirect}?{urlencode(params)}"})
 
-    def _token(self, form: dict[str, str]) -> None:
+    def _token(self, request: Request, form: dict[str, str]) -> Response:
         st = self.st
-        if not self._client_ok():
-            return self._send(401, {"error": "invalid_client"})
+        if not self._client_ok(request):
+            return _reply(401, {"error": "invalid_client"})
         with st.lock:
             if form.get("grant_type") == "authorization_code":
                 grant = st.codes.pop(form.get("code", ""), None)
                 if grant is None or grant["redirect_uri"] != form.get("redirect_uri"):
-                    return self._send(400, {"error": "invalid_grant"})
+                    return _reply(400, {"error": "invalid_grant"})
                 realm = grant["realm"]
             elif form.get("grant_type") == "refresh_token":
                 st.refresh_calls += 1
                 realm = st.refresh_tokens.pop(form.get("refresh_token", ""), None)  # rotation: the old one dies
                 if realm is None:
-                    return self._send(400, {"error": "invalid_grant"})
+                    return _reply(400, {"error": "invalid_grant"})
             else:
-                return self._send(400, {"error": "unsupported_grant_type"})
+                return _reply(400, {"error": "unsupported_grant_type"})
             access, refresh = "eyJ" + secrets.token_urlsafe(40), "AB11" + secrets.token_urlsafe(30)
             st.access_tokens[access] = (realm, time.time() + st.access_ttl)
             st.refresh_tokens[refresh] = realm
-        self._send(200, {"token_type": "bearer", "access_token": access, "expires_in": st.access_ttl,
-                         "refresh_token": refresh, "x_refresh_token_expires_in": 8_726_400})
+        return _reply(200, {"token_type": "bearer", "access_token": access, "expires_in": st.access_ttl,
+                            "refresh_token": refresh, "x_refresh_token_expires_in": 8_726_400})
 
-    def _revoke(self, body: bytes) -> None:
+    def _revoke(self, request: Request) -> Response:
         st = self.st
-        if not self._client_ok():
-            return self._send(401, {"error": "invalid_client"})
+        if not self._client_ok(request):
+            return _reply(401, {"error": "invalid_client"})
         try:
-            token = json.loads(body)["token"]
+            token = json.loads(request.body)["token"]
         except (ValueError, KeyError, TypeError):
-            return self._send(400, {"error": "invalid_request"})
+            return _reply(400, {"error": "invalid_request"})
         with st.lock:
             st.revoked.append(token)
             realm = st.refresh_tokens.pop(token, None) or st.access_tokens.get(token, (None, 0))[0]
             for access, (owner, _) in list(st.access_tokens.items()):  # revoking kills the whole grant
                 if owner == realm:
                     del st.access_tokens[access]
-        self._send(200)
+        return _reply(200)
 
     # -- the API --------------------------------------------------------------------------------------------
-    def _api(self, method: str, path: str, query: dict[str, str], body: bytes) -> None:
-        st = self.st
-        match = _API_PATH.match(path)
+    def _api(self, request: Request) -> Response:
+        st, method, query, body = self.st, request.method, request.query, request.body
+        match = _API_PATH.match(request.path)
         if not match:
-            return self._send(404, {"error": "not_found"})
+            return _reply(404, {"error": "not_found"})
         realm, rest = match["realm"], match["rest"].rstrip("/")
-        token = self.headers.get("Authorization", "").removeprefix("Bearer ")
         with st.lock:
-            owner, expiry = st.access_tokens.get(token, (None, 0.0))
+            owner, expiry = st.access_tokens.get(request.bearer or "", (None, 0.0))
         if owner != realm or expiry <= time.time():
-            return self._send(401, {"fault": {"error": [{
+            return _reply(401, {"fault": {"error": [{
                 "message": "message=AuthenticationFailed; errorCode=003200; statusCode=401",
                 "detail": "Token expired or invalid", "code": "3200"}], "type": "AUTHENTICATION"},
                 "time": st.stamp()})
         if not st.admit(realm, batch=rest == "batch"):
-            return self._send(429, {"Fault": {"Error": [{
-                "Message": "message=ThrottleExceeded; errorCode=003001; statusCode=429",
-                "Detail": "The request limit was reached.", "code": "003001"}], "type": "SERVICE"},
-                "time": st.stamp()})
+            return _reply(429, _THROTTLED.body(st.stamp()))
         try:
             time.sleep(st.latency)
             with st.lock:
@@ -563,7 +577,7 @@ class _Handler(BaseHTTPRequestHandler):
                             st._replies[key] = (status, reply)
         finally:
             st.done(realm)  # finished once its answer exists: the caller may send the next as soon as it has it
-        self._send(status, reply)
+        return _reply(status, reply)
 
     def _serve(self, company: Company, method: str, rest: str, query: dict[str, str],
                body: bytes) -> tuple[int, dict[str, Any]]:
@@ -661,47 +675,3 @@ class _Handler(BaseHTTPRequestHandler):
             budget -= len(found)
             responses.append({entity: found, "startPosition": 1, "maxResults": len(found)} if found else {})
         return {"CDCResponse": [{"QueryResponse": responses}], "time": now}
-
-
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    state: SimulatorState
-
-    def handle_error(self, request, client_address) -> None:
-        import sys
-
-        if not isinstance(sys.exc_info()[1], (BrokenPipeError, ConnectionResetError)):
-            super().handle_error(request, client_address)
-
-
-class QuickBooksSimulator:
-    """``with QuickBooksSimulator() as qbo:`` serves on ``qbo.url`` (127.0.0.1, a free port) until the block ends."""
-
-    def __init__(self, state: SimulatorState | None = None, port: int = 0) -> None:
-        self._server = _Server(("127.0.0.1", port), _Handler)
-        self._server.state = state or SimulatorState()
-        self._server.state.company(REALM_ID)
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-
-    @property
-    def state(self) -> SimulatorState:
-        return self._server.state
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
-
-    def send_webhook(self, url: str, changes: list[tuple[str, str, str]], **kwargs: Any):
-        """POST a signed notification to ``url`` (a 127.0.0.1 hub) and return the response."""
-        import httpx
-
-        body, headers = self.state.webhook_request(changes, **kwargs)
-        return httpx.post(url, content=body, headers=headers, timeout=10)
-
-    def __enter__(self) -> QuickBooksSimulator:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._server.shutdown()
-        self._server.server_close()

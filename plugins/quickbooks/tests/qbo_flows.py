@@ -5,12 +5,11 @@ from __future__ import annotations
 import uuid
 
 from hub.connections import connection_context, get_connection
-from tests.conftest import wait_for
-from tests.flows import authorize, callback, consent
+from hub.testing import connect_oauth, wait_for
 
 
 async def connect(client, tenant) -> dict:
-    outcome = await callback(client, consent(await authorize(client, tenant, "quickbooks")))
+    outcome = await connect_oauth(client, tenant, "quickbooks")
     assert outcome["status"] == ["connected"], outcome
     return (await client.get("/v1/connections/quickbooks", headers=tenant.headers)).json()
 

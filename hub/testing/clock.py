@@ -1,4 +1,7 @@
-"""A clock the tests move by hand (``hub.clock = Clock()``)."""
+"""A clock the test moves by hand. ``hub.clock = Clock()`` (or the ``clock`` fixture) makes the hub read the
+time from it wherever time decides what happens next: when jobs and their retries are due
+(``run_jobs`` runs what is due by it), when webhook deliveries are retried, when a periodic inbound
+sync is due, and whether an access token is close enough to expiry to be refreshed."""
 
 from __future__ import annotations
 
