@@ -48,3 +48,12 @@ async def test_a_nul_character_in_a_query_is_a_400_on_every_backend(client, tena
         assert response.status_code in (200, 400), (url, response.text)
         if response.status_code == 400:
             assert response.json()["error"]["code"] == "invalid_request"
+
+
+async def test_a_date_time_out_of_range_or_without_offset_is_not_a_500(client, tenant):
+    out_of_range = "0001-01-01T00:00:00%2B01:00"
+    for url in (f"/v1/webhook-inbox?before={out_of_range}", "/v1/webhook-inbox?before=2026-01-01T00:00:00"):
+        response = await client.get(url, headers=tenant.headers)
+        assert response.status_code in (200, 400), (url, response.text)
+    bad = await client.get(f"/v1/webhook-inbox?before={out_of_range}", headers=tenant.headers)
+    assert (bad.status_code, bad.json()["error"]["code"]) == (400, "invalid_datetime")

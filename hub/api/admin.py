@@ -12,7 +12,7 @@ from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 from sqlalchemy import select
 
 from hub import tenants as svc
-from hub.api.deps import Db
+from hub.api.deps import Db, utc_moment
 from hub.db.models import Job
 from hub.jobs import outbox
 from hub.jobs.schemas import JobOut, job_out
@@ -88,7 +88,8 @@ class AdminController(Controller):
         from hub.api.webhooks_in import check_status
 
         check_status(status)
-        rows = await list_inbox(db, tenant_id=None, status=status, provider=provider, before=before, limit=limit)
+        rows = await list_inbox(db, tenant_id=None, status=status, provider=provider,
+                                before=utc_moment(before, "before"), limit=limit)
         return [inbox_out(r) for r in rows]
 
     @get("/webhook-inbox/{inbox_id:uuid}", summary="One inbound webhook with its payload")

@@ -9,13 +9,14 @@ from __future__ import annotations
 import hmac
 import uuid
 from collections.abc import AsyncGenerator
+from datetime import UTC, datetime
 
 from litestar import Request
 from litestar.datastructures import State
 from litestar.di import NamedDependency
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from hub.errors import Unauthorized
+from hub.errors import InvalidRequest, Unauthorized
 from hub.runtime import Hub
 from hub.tenants import authenticate
 
@@ -59,3 +60,14 @@ async def provide_tenant_db(hub: HubDep, tenant_id: TenantId) -> AsyncGenerator[
 async def provide_admin_db(hub: HubDep, admin: Admin) -> AsyncGenerator[AsyncSession, None]:
     async with hub.session() as session:
         yield session
+
+
+def utc_moment(value: datetime | None, name: str) -> datetime | None:
+    """A query's date-time in UTC (one without an offset is taken as UTC), or a 400 when it falls outside
+    the range the database can hold once converted (year 1 with an offset east of UTC, year 9999 west)."""
+    if value is None:
+        return None
+    try:
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    except OverflowError:
+        raise InvalidRequest(f"{name} is out of range", code="invalid_datetime") from None

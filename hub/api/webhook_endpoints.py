@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, Literal
 
 import msgspec
 from litestar import Controller, delete, get, patch, post
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 
-from hub.api.deps import Db, HubDep, TenantId
+from hub.api.deps import Db, HubDep, TenantId, utc_moment
 from hub.errors import InvalidRequest
 from hub.events import EventOut, event_out, record_event
 from hub.webhooks import endpoints as service
@@ -133,8 +133,7 @@ class WebhookEndpointController(Controller):
     async def recover(self, hub: HubDep, db: Db, tenant_id: TenantId, endpoint_id: EndpointId,
                       since: FromQuery[datetime]) -> RecoverOut:
         endpoint = await service.get_endpoint(db, tenant_id, endpoint_id)
-        since = since if since.tzinfo is not None else since.replace(tzinfo=UTC)
-        return RecoverOut(recovered=await service.recover(hub, db, endpoint, since))
+        return RecoverOut(recovered=await service.recover(hub, db, endpoint, utc_moment(since, "since")))
 
 
 @post("/v1/events", status_code=201, tags=["webhooks"],

@@ -9,7 +9,7 @@ from typing import Annotated
 from litestar import Controller, Request, Response, get, post
 from litestar.params import FromPath, FromQuery, QueryParameter
 
-from hub.api.deps import Db, HubDep, TenantId
+from hub.api.deps import Db, HubDep, TenantId, utc_moment
 from hub.errors import InvalidRequest
 from hub.webhooks import inbound
 from hub.webhooks.inbox import STATUSES, InboxOut, get_inbox, inbox_out, list_inbox
@@ -55,7 +55,8 @@ class InboxController(Controller):
                    provider: FromQuery[str | None] = None, before: FromQuery[datetime | None] = None,
                    limit: Limit = 50) -> list[InboxOut]:
         check_status(status)
-        rows = await list_inbox(db, tenant_id=tenant_id, status=status, provider=provider, before=before,
+        rows = await list_inbox(db, tenant_id=tenant_id, status=status, provider=provider,
+                                before=utc_moment(before, "before"),
                                 limit=limit)
         return [inbox_out(r) for r in rows]
 
