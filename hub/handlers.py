@@ -152,7 +152,8 @@ class WebhookOutcome(msgspec.Struct, kw_only=True):
     """Entity -> external ids the provider reports deleted."""
     events: list[NewEvent] = []
     syncs: list[str] = []
-    """Inbound entities to read incrementally now (a push notification that only says "something changed")."""
+    """Inbound entities to read incrementally now (a push notification that only says "something changed").
+    A read already running is followed by another when it ends: it may have asked the provider too early."""
 
 
 class WebhookReply(msgspec.Struct, kw_only=True):

@@ -3,6 +3,7 @@ provider's format — through the real HTTP API and real workers."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 import uuid
@@ -212,6 +213,33 @@ async def test_a_change_notification_starts_an_incremental_read(client, hub, ten
     runs = (await client.get("/v1/syncs?entity=payment", headers=tenant.headers)).json()
     assert [r["type"] for r in runs] == ["incremental"]
 
+
+
+async def test_a_change_announced_while_a_read_is_past_its_provider_call_is_read_again(client, hub, tenant,
+                                                                                       provider, jobs):
+    provider.state.put_payment("pay_1", "10.00")
+    provider.state.stall_read = 1  # the first payments read gets its answer, then waits
+    await connect(client, tenant)
+    started = await client.post("/v1/connections/testoauth/syncs", json={"entity": "payment"},
+                                headers=tenant.headers)
+    assert started.status_code in (202, 409), started.text  # 409: the scheduler's first read came first
+    assert await asyncio.to_thread(provider.state.stalled.wait, 20)
+    provider.state.put_payment("pay_2", "20.00")  # after that read's provider call
+
+    assert (await post(client, {"id": "evt_late", "type": "payments.changed", "account": "acct-42",
+                                "data": {}})).status_code == 200
+    await processed(hub)  # while the read still runs: no second read may start now
+    runs = (await client.get("/v1/syncs?entity=payment", headers=tenant.headers)).json()
+    assert [(r["status"], r["rerun_requested"]) for r in runs] == [("running", True)]
+    provider.state.release.set()
+
+    async def stored():
+        items = (await client.get("/v1/records/testoauth/payment", headers=tenant.headers)).json()["items"]
+        return items if len(items) == 2 else None
+
+    assert sorted(r["external_id"] for r in await wait_for(stored)) == ["pay_1", "pay_2"]
+    runs = (await client.get("/v1/syncs?entity=payment", headers=tenant.headers)).json()
+    assert sorted((r["type"], r["created"]) for r in runs) == [("incremental", 1), ("incremental", 1)]
 
 
 async def test_per_connection_webhooks_verify_against_the_public_url_and_answer_in_the_providers_format(

@@ -18,6 +18,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     Uuid,
+    false,
     text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
@@ -192,6 +193,9 @@ class SyncRun(TenantOwned, Base):
     errors: Mapped[list[Any]] = mapped_column(JSONType, default=list)
     cursor: Mapped[str | None] = mapped_column(Text)
     cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
+    rerun_requested: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    """Inbound: a change was announced (a provider webhook) while this run was already reading, maybe past
+    the provider call that would have seen it; when the run ends, an incremental run reads again."""
     job_id: Mapped[uuid.UUID | None]
     started_at: Mapped[datetime | None]
     finished_at: Mapped[datetime | None]

@@ -25,11 +25,11 @@ from hub.connections import connection_context
 from hub.db.models import Connection, EntityMapping, Job, SyncCursor, SyncRun, SyncRunItem, utcnow
 from hub.db.upsert import upsert
 from hub.entities import canonical, record_hash
-from hub.errors import ValidationFailed
+from hub.errors import NotConnected, NotFound, ValidationFailed
 from hub.events import record_event
 from hub.handlers import InboundSync, OutboundItem, OutboundSync, Page, PushResult
 from hub.jobs.outbox import Defer
-from hub.sync.service import entity_schema
+from hub.sync.service import entity_schema, start_inbound
 from hub.sync.store import store_records
 
 if TYPE_CHECKING:
@@ -329,7 +329,9 @@ async def _store_page(
 
 async def _finish(hub: Hub, tenant_id: uuid.UUID, run_id: uuid.UUID, status: str | None) -> None:
     async with hub.session(tenant_id) as session:
-        run = await session.get(SyncRun, run_id)
+        # Locked: a webhook marking the run to read again either lands before this read of the mark or
+        # waits, then finds the run finished and starts a read of its own (``read_changes``).
+        run = await session.get(SyncRun, run_id, with_for_update=True)
         if status is None:
             status = "completed_with_errors" if run.failed else "completed"
         run.status, run.finished_at = status, utcnow()
@@ -339,7 +341,21 @@ async def _finish(hub: Hub, tenant_id: uuid.UUID, run_id: uuid.UUID, status: str
         await session.execute(delete(SyncRunItem).where(SyncRunItem.run_id == run_id, SyncRunItem.status == "done"))
         if status != "cancelled":
             await _record_completion(session, run)
+            if run.rerun_requested:
+                await session.flush()  # this run is no longer the active one
+                await _read_again(hub, session, conn, run)
     log.info("sync run %s %s", run_id, status)
+
+
+async def _read_again(hub: Hub, session, conn: Connection, run: SyncRun) -> None:
+    """A change was announced while this run was reading: an incremental run from the cursor it left."""
+    try:
+        async with session.begin_nested():
+            again = await start_inbound(hub, session, conn, run.entity, "incremental")
+    except (NotConnected, NotFound) as exc:
+        log.info("sync run %s: not reading %s again: %s", run.id, run.entity, exc.message)
+        return
+    log.info("sync run %s: a change came in while it read; %s reads again", run.id, again.id)
 
 
 async def _record_completion(session, run: SyncRun) -> None:

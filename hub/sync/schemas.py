@@ -35,6 +35,8 @@ class SyncRunOut(msgspec.Struct, kw_only=True):
     failed: int
     errors: list[Any]
     cancel_requested: bool
+    rerun_requested: bool
+    """Inbound: a change was announced while it read; an incremental run follows when it ends."""
     job_id: uuid.UUID | None
     created_at: datetime
     started_at: datetime | None
@@ -46,8 +48,8 @@ def sync_run_out(run: SyncRun) -> SyncRunOut:
         id=run.id, provider=run.provider, entity=run.entity, direction=run.direction, type=run.type,
         status=run.status, total=run.total, processed=run.processed, created=run.created, updated=run.updated,
         unchanged=run.unchanged, deleted=run.deleted, failed=run.failed, errors=run.errors,
-        cancel_requested=run.cancel_requested, job_id=run.job_id, created_at=run.created_at,
-        started_at=run.started_at, finished_at=run.finished_at,
+        cancel_requested=run.cancel_requested, rerun_requested=run.rerun_requested, job_id=run.job_id,
+        created_at=run.created_at, started_at=run.started_at, finished_at=run.finished_at,
     )
 
 

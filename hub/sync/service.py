@@ -6,7 +6,7 @@ import uuid
 from typing import TYPE_CHECKING, Any
 
 import msgspec
-from sqlalchemy import insert, select
+from sqlalchemy import insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -130,6 +130,26 @@ async def start_inbound(hub: Hub, session: AsyncSession, conn: Connection, entit
     ], conflict=("connection_id", "entity"), update=("last_started_at",))
     run.job_id = enqueue(session, "sync.run", {"run_id": str(run.id)}, tenant_id=conn.tenant_id).id
     return run
+
+
+async def read_changes(hub: Hub, session: AsyncSession, conn: Connection, entity: str) -> SyncRun | None:
+    """The provider announced a change (a webhook): make sure an incremental read sees it. Starts one; if one
+    is already running, it may be past the provider call that would have seen the change, so it is marked
+    to read again when it ends (``rerun_requested``); a queued one has not read yet and will. Returns the
+    run started, if one was."""
+    active = (SyncRun.connection_id == conn.id, SyncRun.entity == entity, SyncRun.direction == "inbound")
+    for _ in range(3):  # the run in the way may finish between the tries below; then start one again
+        try:
+            async with session.begin_nested():
+                return await start_inbound(hub, session, conn, entity, "incremental")
+        except Conflict:
+            pass
+        marked = await session.execute(
+            update(SyncRun).where(*active, SyncRun.status == "running").values(rerun_requested=True)
+            .execution_options(synchronize_session=False))
+        if marked.rowcount or await session.scalar(select(SyncRun.id).where(*active, SyncRun.status == "queued")):
+            return None
+    raise Conflict(f"the inbound {entity} sync kept changing state; try again", code="sync_in_progress")
 
 
 async def get_run(session: AsyncSession, tenant_id: uuid.UUID, run_id: uuid.UUID) -> SyncRun:

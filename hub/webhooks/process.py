@@ -18,7 +18,7 @@ from hub.errors import Conflict, NotFound
 from hub.events import record_event
 from hub.handlers import VerifiedEvent, WebhookOutcome
 from hub.jobs.outbox import describe, enqueue, is_permanent
-from hub.sync.service import entity_schema, start_inbound
+from hub.sync.service import entity_schema, read_changes
 from hub.sync.store import store_records
 from hub.webhooks.intake import MAX_ATTEMPTS, PROCESS_JOB
 
@@ -81,11 +81,7 @@ async def apply_outcome(hub: Hub, session: AsyncSession, conn: Connection, outco
     for new in outcome.events:
         await record_event(session, conn.tenant_id, new.type, new.data, provider=conn.provider)
     for entity in dict.fromkeys(outcome.syncs):
-        try:
-            async with session.begin_nested():
-                await start_inbound(hub, session, conn, entity, "incremental")
-        except Conflict:
-            pass  # a read is already queued or running; it picks up this change
+        await read_changes(hub, session, conn, entity)
 
 
 def _schema(hub: Hub, provider: str, entity: str):

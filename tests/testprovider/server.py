@@ -51,6 +51,10 @@ class ProviderState:
     """Batch items answered from the idempotency cache: a client repeated a request it had sent before."""
     stall_batch: int | None = None
     """Process batch number N, then hold its response until ``release`` is set (a crash test's window)."""
+    stall_read: int | None = None
+    """Answer payments read number N, then hold the response until ``release`` is set (the read has made
+    its provider call; the hub has not heard back yet)."""
+    payment_reads: int = 0
     stalled: threading.Event = field(default_factory=threading.Event)
     release: threading.Event = field(default_factory=threading.Event)
 
@@ -127,6 +131,11 @@ class FakeProvider(Simulator):
         with st.lock:
             page = [p for p in st.payments if p["seq"] > after][:limit]
             more = any(p["seq"] > (page[-1]["seq"] if page else after) for p in st.payments)
+            st.payment_reads += 1
+            number = st.payment_reads
+        if number == st.stall_read:
+            st.stalled.set()
+            st.release.wait(timeout=60)
         return Response.json({"data": [p for p in page if not p["deleted"]],
                               "deleted": [p["id"] for p in page if p["deleted"]],
                               "next": str(page[-1]["seq"]) if page else str(after), "has_more": more})

@@ -8,11 +8,12 @@ from datetime import UTC, datetime, timedelta
 
 import httpx
 from qbo_flows import clients, connect, invoice, mappings
-from sqlalchemy import update
+from sqlalchemy import select, update
 
 import hub_quickbooks.plugin
 from hub.context import EventContext
-from hub.db.models import Connection
+from hub.db.models import Connection, Job
+from hub.testing import wait_for
 from hub.types import HubEvent
 from hub_quickbooks.simulator import CLIENT_ID, CLIENT_SECRET
 
@@ -118,3 +119,47 @@ async def test_a_tenant_event_syncs_the_record_when_auto_sync_is_on(client, hub,
                                           context)
     assert qbo.state.objects("Vendor") == {}
     await hub_quickbooks.plugin.hub_event(event("client.updated", {"id": "bad"}), context)  # logged, not raised
+
+
+async def test_events_a_tenant_publishes_reach_quickbooks_only_while_auto_sync_is_on(client, hub, tenant, qbo, jobs):
+    await connect(client, tenant)
+    settings = await client.patch("/v1/connections/quickbooks", headers=tenant.headers,
+                                  json={"settings": {"auto_sync_vendors": False}})
+    assert settings.status_code == 200, settings.text
+
+    async def publish(type: str, data: dict) -> None:
+        response = await client.post("/v1/events", json={"type": type, "data": data}, headers=tenant.headers)
+        assert response.status_code == 201, response.text
+
+    async def observed():
+        """Every observer job has ended, so what it would have pushed is in QuickBooks by now."""
+        async with hub.session() as session:
+            states = (await session.scalars(select(Job.status).where(Job.kind == "event.observe"))).all()
+        return bool(states) and all(state in ("done", "failed") for state in states)
+
+    record = clients(1)[0]
+    await publish("client.created", {"client": record})
+    await wait_for(observed)
+    (customer,) = qbo.state.objects("Customer").values()
+    assert customer["DisplayName"] == "Client 0 LLC"
+    assert (await mappings(client, tenant, "client")) == {"client-0": customer["Id"]}
+
+    await publish("client.updated", record | {"email": "billing@client0.example"})  # the record itself as data
+    await publish("invoice.created", {"invoice": invoice(1)})
+    await wait_for(observed)
+    assert customer["Id"] in qbo.state.objects("Customer")
+    assert qbo.state.objects("Customer")[customer["Id"]]["PrimaryEmailAddr"] == {"Address": "billing@client0.example"}
+    (qbo_invoice,) = qbo.state.objects("Invoice").values()
+    assert qbo_invoice["CustomerRef"]["value"] == customer["Id"] and qbo_invoice["DocNumber"] == "INV-1"
+
+    vendor = {"id": "ven-1", "company_name": "Lumber Co", "tax_id": "12-3456789"}
+    await publish("vendor.created", {"vendor": vendor})  # auto_sync_vendors is off
+    await publish("invoice.paid", {"invoice": invoice(2)})  # not an event QuickBooks syncs on
+    await wait_for(observed)
+    assert qbo.state.objects("Vendor") == {} and len(qbo.state.objects("Invoice")) == 1
+
+    await client.patch("/v1/connections/quickbooks", json={"settings": {"auto_sync_vendors": True}},
+                       headers=tenant.headers)
+    await publish("vendor.updated", {"vendor": vendor})
+    await wait_for(observed)
+    assert [v["TaxIdentifier"] for v in qbo.state.objects("Vendor").values()] == ["12-3456789"]

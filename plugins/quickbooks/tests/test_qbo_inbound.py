@@ -115,3 +115,20 @@ async def test_the_import_interval_is_the_payment_pulls_schedule(client, hub, te
     refused = await client.patch("/v1/connections/quickbooks", headers=tenant.headers,
                                  json={"settings": {"import_interval_minutes": 15}})
     assert refused.status_code == 422
+
+
+async def test_invoices_changed_in_quickbooks_come_back_under_the_hub_ids_of_invoice_and_client(client, hub, tenant,
+                                                                                                qbo, jobs):
+    await connect(client, tenant)
+    await run_sync(client, tenant, "invoice", [invoice(1, client=clients(1)[0])])
+    await run_sync(client, tenant, "invoice")  # the first read
+    qbo_invoice = (await mappings(client, tenant, "invoice"))["inv-1"]
+    qbo.state.edit("Invoice", qbo_invoice, {"DueDate": "2027-01-15"})  # an accountant moves the due date
+
+    changes = await run_sync(client, tenant, "invoice")
+
+    assert (changes["status"], changes["updated"]) == ("completed", 1)
+    data = (await records(client, tenant, "invoice"))[qbo_invoice]["data"]
+    assert (data["id"], data["client_id"], data["due_date"]) == ("inv-1", "client-0", "2027-01-15")
+    assert [(line["description"], line["quantity"], line["unit_price"]) for line in data["line_items"]] == [
+        ("Demolition", "2", "150"), ("Cabinets", "1", "1200.5")]

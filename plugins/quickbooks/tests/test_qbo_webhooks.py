@@ -105,3 +105,16 @@ def test_the_sample_is_signed_so_that_it_verifies():
     sample = v.sample("qbo.payment.create", "http://127.0.0.1:8000/v1/webhooks/quickbooks")
     v.verify(sample, None)
     assert v.parse(sample)[0].type == "qbo.payment.create"
+
+
+def test_the_environment_setting_picks_intuits_sandbox_or_production_hosts():
+    from hub_quickbooks.config import Hosts
+
+    assert Hosts.from_environ({}).api == "https://sandbox-quickbooks.api.intuit.com"
+    assert Hosts.from_environ({"QUICKBOOKS_ENVIRONMENT": "production"}).api == "https://quickbooks.api.intuit.com"
+    production = Hosts.from_environ({"QUICKBOOKS_ENVIRONMENT": "Production "})
+    assert (production.authorize, production.token, production.revoke) == (
+        "https://appcenter.intuit.com/connect/oauth2", "https://oauth.platform.intuit.com/oauth2/v1/tokens/bearer",
+        "https://developer.api.intuit.com/v2/oauth2/tokens/revoke")
+    with pytest.raises(ValueError):
+        Hosts.from_environ({"QUICKBOOKS_ENVIRONMENT": "staging"})
