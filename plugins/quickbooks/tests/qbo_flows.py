@@ -16,9 +16,15 @@ async def connect(client, tenant) -> dict:
 
 async def sync(client, tenant, entity: str, records: list[dict] | None = None, **extra) -> dict:
     body = {"entity": entity, **extra} | ({"records": records} if records is not None else {})
-    response = await client.post("/v1/connections/quickbooks/syncs", json=body, headers=tenant.headers)
-    assert response.status_code == 202, response.text
-    return response.json()
+
+    async def started():
+        response = await client.post("/v1/connections/quickbooks/syncs", json=body, headers=tenant.headers)
+        if records is None and response.status_code == 409 and response.json()["error"]["code"] == "sync_in_progress":
+            return None  # the scheduler's first read of a new connection is under way: ours follows it
+        assert response.status_code == 202, response.text
+        return response.json()
+
+    return await wait_for(started)
 
 
 async def finished(client, tenant, run: dict, timeout: float = 30) -> dict:
