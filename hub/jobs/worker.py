@@ -34,12 +34,15 @@ log = logging.getLogger("hub.jobs")
 class WorkerRuntime:
     """Dramatiq worker threads that run jobs with a Hub of their own (made by ``make_hub``)."""
 
-    def __init__(self, settings: Settings, make_hub: Callable[[], object], *, threads: int = 8) -> None:
+    def __init__(self, settings: Settings, make_hub: Callable[[], object], *, threads: int = 8,
+                 idle_poll_ms: int = 1000) -> None:
         self.hubs = HubProvider(make_hub)
         self.broker = create_broker(settings, self.hubs)
         self.actor = declare_actor(self.broker, functools.partial(run_in_worker_process, self.hubs))
         self.dispatcher = Dispatcher(self.actor)
-        self.worker = dramatiq.Worker(self.broker, queues={QUEUE}, worker_threads=threads)
+        # idle_poll_ms: how often an idle thread looks again, and so how long stopping may take.
+        self.worker = dramatiq.Worker(self.broker, queues={QUEUE}, worker_threads=threads,
+                                      worker_timeout=idle_poll_ms)
 
     def start(self) -> None:
         self.worker.start()
@@ -100,7 +103,8 @@ class EmbeddedJobs(Background):
 
         self.broker = create_broker(hub.settings, asyncio_actors=False)
         hub.dispatch = Dispatcher(declare_actor(self.broker, run))
-        self.worker = dramatiq.Worker(self.broker, queues={QUEUE}, worker_threads=self.threads)
+        # Idle threads look for work every 0.1 s (not 1 s), so stopping (each test, each restart) is quick.
+        self.worker = dramatiq.Worker(self.broker, queues={QUEUE}, worker_threads=self.threads, worker_timeout=100)
         self.worker.start()
         self.stop_event = asyncio.Event()
         self.relay = asyncio.create_task(_background_loops(hub, self.stop_event))

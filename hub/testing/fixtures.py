@@ -169,7 +169,7 @@ def jobs(request, settings: Settings, hub_factory):
     for key in client.scan_iter("hub:*"):  # a previous run's queue, not other tests' keys
         client.delete(key)
     worker_settings = Settings(**{**_fields(settings), "broker_url": url})
-    runtime = WorkerRuntime(worker_settings, lambda: hub_factory(worker_settings), threads=4)
+    runtime = WorkerRuntime(worker_settings, lambda: hub_factory(worker_settings), threads=4, idle_poll_ms=100)
     runtime.start()
     try:
         yield Jobs(SendOnlyJobs(relay=True, broker_url=url), runtime)

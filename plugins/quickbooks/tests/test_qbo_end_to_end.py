@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import time
 
-import msgspec
 import pytest
 import standardwebhooks
 from qbo_flows import clients, connect, invoice, mappings, run_sync
@@ -15,22 +14,11 @@ from sqlalchemy import select
 
 from hub.db.models import WebhookInbox
 from hub.testing import wait_for
-from hub.testing.receiver import Receiver
 
 
-@pytest.fixture
-def settings(settings):
-    """The tenant's endpoint is a receiver on 127.0.0.1, so the operator's switch for private URLs is on."""
-    return msgspec.structs.replace(settings, allow_private_webhook_urls=True)
-
-
-@pytest.fixture
-def receiver():
-    with Receiver() as r:
-        yield r
-
-
-async def test_connect_sync_pay_notify_import_receive_and_deliver_once(client, hub, tenant, qbo, jobs, receiver):
+async def test_connect_sync_pay_notify_import_receive_and_deliver_once(client, hub, tenant, qbo, jobs,
+                                                                       webhook_receiver):
+    receiver = webhook_receiver  # the kit's: on 127.0.0.1, so the hub under test may deliver to it
     await connect(client, tenant)
     endpoint = await client.post("/v1/webhook-endpoints", headers=tenant.headers,
                                  json={"url": receiver.url, "event_types": ["payment.*"]})
