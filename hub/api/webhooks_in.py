@@ -19,11 +19,11 @@ Limit = Annotated[int, QueryParameter(ge=1, le=1000)]
 
 
 async def _receive(hub, request: Request, provider: str, connection_id: uuid.UUID | None) -> Response:
-    received = await inbound.receive(
+    reply = await inbound.receive(
         hub, provider, await request.body(), request.headers, request.url.path,
         request.scope.get("query_string", b"").decode("latin-1"), dict(request.query_params), connection_id,
     )
-    return Response(received.reply.body, status_code=received.reply.status, media_type=received.reply.content_type)
+    return Response(reply.body, status_code=reply.status, media_type=reply.content_type)
 
 
 @post("/v1/webhooks/{provider:str}", tags=["webhooks"], status_code=200, security=[],

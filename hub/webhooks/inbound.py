@@ -9,7 +9,6 @@ import inspect
 import logging
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import msgspec
@@ -34,14 +33,6 @@ class BodyTooLarge(HubError):
     code = "body_too_large"
 
 
-@dataclass(frozen=True)
-class Received:
-    reply: WebhookReply
-    stored: int
-    """New inbox rows (redeliveries store none)."""
-    duplicates: int
-
-
 def rejected_counter(provider: str) -> str:
     return f"webhooks.rejected:{provider}"
 
@@ -56,7 +47,7 @@ def verifier_for(hub: Hub, provider: str) -> WebhookVerifier:
 async def receive(
     hub: Hub, provider: str, body: bytes, headers: Mapping[str, str], path: str, query_string: str,
     query: Mapping[str, str], connection_id: uuid.UUID | None = None,
-) -> Received:
+) -> WebhookReply:
     verifier = verifier_for(hub, provider)
     if len(body) > verifier.max_body_bytes:
         raise BodyTooLarge(f"the body is over the {verifier.max_body_bytes} bytes {provider} webhooks may have")
@@ -98,9 +89,8 @@ async def receive(
     def unstorable(reason: str) -> dict[str, Any]:
         return _unparseable(provider, body.replace(b"\x00", b""), body_hash, reason)
 
-    inserted = await hub.webhook_intake.store(provider, rows, conn, unstorable)
-    reply = verifier.reply(request, events) if verifier.reply is not None else WebhookReply()
-    return Received(reply=reply, stored=len(inserted), duplicates=len(rows) - len(inserted))
+    await hub.webhook_intake.store(provider, rows, conn, unstorable)  # a redelivery stores nothing new
+    return verifier.reply(request, events) if verifier.reply is not None else WebhookReply()
 
 
 async def _path_connection(session: AsyncSession, provider: str, connection_id: uuid.UUID) -> Connection | None:
