@@ -18,9 +18,9 @@ from hub.errors import Conflict, NotFound
 from hub.events import record_event
 from hub.handlers import VerifiedEvent, WebhookOutcome
 from hub.jobs.outbox import describe, enqueue, is_permanent
-from hub.types import AccountInfo
 from hub.sync.service import entity_schema, read_changes
 from hub.sync.store import store_records
+from hub.types import AccountInfo
 from hub.webhooks.intake import MAX_ATTEMPTS, PROCESS_JOB, ROUTABLE
 
 if TYPE_CHECKING:
