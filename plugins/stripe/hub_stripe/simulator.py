@@ -158,6 +158,7 @@ class StripeSimulator(Simulator):
         self.rate_limit = RATE_LIMIT_PER_SECOND
         self._recent: dict[str, deque[float]] = {}
         self._request: dict[str, Any] | None = None
+        self._lost: list[list[Any]] = []
         self._links: dict[str, tuple[str, str, str | None, float]] = {}
         self.add_account(OWN_ACCOUNT, API_KEY, name="Own Key Builders")
         self.add_account(PLATFORM_ACCOUNT, PLATFORM_KEY, name="Hub Platform")
@@ -236,6 +237,24 @@ class StripeSimulator(Simulator):
     def events_of(self, type: str) -> list[dict[str, Any]]:
         with self.lock:
             return [e for e in self.events if e["type"] == type]
+
+    def lose_next_responses(self, *, times: int = 1, path: str | None = None) -> None:
+        """Stripe does the next ``times`` matching requests, but their answers never arrive (the connection
+        is reset after the work is done): what a client sees when it dies, or the network fails, after Stripe
+        has charged."""
+        with self.lock:
+            self._lost.append([path, times])
+
+    def _answer(self, request: Request) -> Response | None:
+        response = super()._answer(request)
+        with self.lock:
+            lost = next((f for f in self._lost if f[0] is None or request.path.startswith(f[0])), None)
+            if lost is None or response is None:
+                return response
+            lost[1] -= 1
+            if lost[1] == 0:
+                self._lost.remove(lost)
+        return None
 
     # -- the API ---------------------------------------------------------------------------------------
     def fault_response(self, request: Request, fault: Fault) -> Response:
