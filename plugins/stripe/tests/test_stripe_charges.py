@@ -144,3 +144,17 @@ async def test_the_sdk_talks_through_the_hubs_client_which_retries_with_the_same
     assert created["created"] is True
     again = await action(client, tenant, "create_customer", CLIENT)  # one customer per client
     assert again == created | {"created": False} and len(simulator.objects("customer")) == 1
+
+
+async def test_no_key_or_client_secret_reaches_the_logs(client, hub, tenant, simulator, caplog):
+    with caplog.at_level(logging.DEBUG):
+        await connect_own_key(client, tenant)
+        intent = await action(client, tenant, "create_payment_intent", {
+            "invoice_id": "inv-5", "amount": 5000, "client_id": CLIENT["id"], "client": CLIENT})
+        setup = await action(client, tenant, "create_setup_intent", {"client_id": CLIENT["id"]})
+        await action(client, tenant, "charge_payment_method", {k: v for k, v in CHARGE.items() if k != "id"} | {
+            "payment_method_id": "pm_card_chargeDeclined"}, status=402)
+    text = caplog.text
+    assert "POST 127.0.0.1/v1/payment_intents 200" in text  # the hub logged the requests
+    for secret in (API_KEY, intent["client_secret"], setup["client_secret"]):
+        assert secret not in text
