@@ -18,6 +18,12 @@ from hub_stripe.client import StripeConfig, connection_sdk, idempotency_key, pla
 from hub_stripe.mappers import Charge, Currency, MinorAmount, payment_method_summary
 from hub_stripe.syncs import customer_for
 
+CARD_ERRORS = frozenset({
+    "card_declined", "expired_card", "incorrect_cvc", "incorrect_number", "incorrect_zip", "insufficient_funds",
+    "processing_error", "authentication_required", "card_decline_rate_limit_exceeded",
+})
+"""Stripe's card errors (HTTP 402): the payment was refused, the request was fine."""
+
 Key = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
 Url = Annotated[str, msgspec.Meta(pattern=r"^https?://", max_length=2000)]
 
@@ -167,7 +173,8 @@ class Actions:
             code, _, message = (result.error or "").partition(": ")
             if not message:
                 code, message = "charge_failed", result.error or "the charge failed"
-            raise HubError(message, code=code, status=402 if code.startswith("card_") else 422)
+            status = 402 if code in CARD_ERRORS else 409 if code == "charge_exists" else 422
+            raise HubError(message, code=code, status=status)
         intent = await _call(connection_sdk(self.config, ctx).v1.payment_intents.retrieve_async(result.external_id))
         return ChargeOut(charge_id=charge.id, payment_intent_id=intent.id, status=intent.status)
 

@@ -28,8 +28,10 @@ async def customer_for(ctx: ConnectionContext, client_id: str, client: Client | 
     return mapped[client_id]
 
 
-def _failed(item: OutboundItem, message: str) -> PushResult:
-    return PushResult(internal_id=item.internal_id, external_id=item.external_id, outcome="failed", error=message)
+def _failed(item: OutboundItem, message: str, code: str | None = None) -> PushResult:
+    """A refused item; a charge's error starts with its code (``card_declined: Your card was declined.``)."""
+    return PushResult(internal_id=item.internal_id, external_id=item.external_id, outcome="failed",
+                      error=f"{code}: {message}" if code else message)
 
 
 def _refused(exc: stripe.StripeError) -> HubError:
@@ -72,12 +74,12 @@ class Pushes:
             charge = item.record
             if item.external_id:
                 results.append(_failed(item, f"charge {charge.id} was made already ({item.external_id}); a new "
-                                             "charge takes a new id"))
+                                             "charge takes a new id", "charge_exists"))
                 continue
             try:
                 customer = await customer_for(ctx, charge.client_id, charge.client)
             except ValidationFailed as exc:
-                results.append(_failed(item, exc.message))
+                results.append(_failed(item, exc.message, exc.code))
                 continue
             try:
                 intent = await sdk.v1.payment_intents.create_async(
@@ -85,7 +87,7 @@ class Pushes:
                     options={"idempotency_key": f"hub-charge-{item.idempotency_key}"})
             except stripe.StripeError as exc:
                 error = _refused(exc)
-                results.append(_failed(item, f"{error.code}: {error.message}"))
+                results.append(_failed(item, error.message, error.code))
                 continue
             results.append(PushResult(internal_id=item.internal_id, external_id=intent.id, outcome="created",
                                       metadata={"status": intent.status}))

@@ -95,7 +95,7 @@ async def handle(ctx: ConnectionContext, event: VerifiedEvent) -> WebhookOutcome
     payload: dict[str, Any] = event.payload
     obj = payload["data"]["object"]
     if event.type == "payment_intent.succeeded":
-        return _succeeded(ctx, obj, payload["created"])
+        return _succeeded(ctx, obj, payload.get("created") or obj.get("created") or int(time.time()))
     if event.type == "payment_intent.payment_failed":
         return await _failed(ctx, obj)
     if event.type == "account.updated" and ctx.metadata.get("mode") == "platform" and obj.get("id") == ctx.account_id:

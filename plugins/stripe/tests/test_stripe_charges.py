@@ -158,3 +158,12 @@ async def test_no_key_or_client_secret_reaches_the_logs(client, hub, tenant, sim
     assert "POST 127.0.0.1/v1/payment_intents 200" in text  # the hub logged the requests
     for secret in (API_KEY, intent["client_secret"], setup["client_secret"]):
         assert secret not in text
+
+
+async def test_a_charge_id_once_charged_is_never_charged_again(client, hub, tenant, simulator):
+    await connect_own_key(client, tenant)
+    body = {k: v for k, v in CHARGE.items() if k != "id"} | {"charge_id": "charge-3"}
+    await action(client, tenant, "charge_payment_method", body)
+    error = (await action(client, tenant, "charge_payment_method", body | {"amount": 40000}, status=409))["error"]
+    assert error["code"] == "charge_exists"
+    assert len(simulator.objects("payment_intent")) == 1
