@@ -35,6 +35,7 @@ from typing import Any
 
 import httpx
 
+from hub.metrics import PROVIDER_REQUESTS, PROVIDER_RETRIES, PROVIDER_SECONDS
 from hub.throttle import InProcessThrottle, Throttle
 from hub.types import RateLimit
 
@@ -96,7 +97,10 @@ def log_attempt(
     method: str, host: str | None, path: str, status: int | str, started: float, attempt: int,
     provider: str | None, connection: str | None,
 ) -> None:
-    duration_ms = round((time.perf_counter() - started) * 1000, 1)
+    elapsed = time.perf_counter() - started
+    duration_ms = round(elapsed * 1000, 1)
+    PROVIDER_REQUESTS.labels(provider or "unknown", str(status)).inc()
+    PROVIDER_SECONDS.labels(provider or "unknown").observe(elapsed)
     log.info(
         "%s %s%s %s %.1fms attempt=%d provider=%s connection=%s",
         method, host or "(sdk)", path, status, duration_ms, attempt, provider, connection,
@@ -187,6 +191,7 @@ class ProviderHttp:
                 delay = self.backoff(attempt) if asked is None else asked
                 reason = str(status)
                 await response.aclose()
+            PROVIDER_RETRIES.labels(provider or "unknown", reason).inc()
             log.info(
                 "retrying %s %s%s after %s in %.2fs (attempt %d of %d)",
                 request.method, host, path, reason, delay, attempt + 1, self._max_attempts,
