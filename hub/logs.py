@@ -64,9 +64,9 @@ def current_log_context() -> dict[str, str]:
 
 
 SECRET_SHAPES = re.compile(
-    r"(?i)(bearer\s+)[A-Za-z0-9._~+/=-]{8,}"                   # Authorization header values
+    r"((?i:bearer)\s+)[A-Za-z0-9._~+/=-]{8,}"                   # Authorization header values
     r"|\b(hub_|whsec_|sk_live_|sk_test_|rk_live_|rk_test_)[A-Za-z0-9_+/=-]{8,}"  # API keys and signing secrets
-    r"|((?:access_token|refresh_token|client_secret|password|api_key|auth_token)[\"']?\s*[=:]\s*[\"']?)"
+    r"|((?i:access_token|refresh_token|client_secret|password|api_key|auth_token)[\"']?\s*[=:]\s*[\"']?)"
     r"[^\s\"'&,;}]{4,}"
 )
 
@@ -123,7 +123,8 @@ def configure_logging(verbose: bool = False, fmt: str | None = None) -> None:
     handler.setFormatter(JsonLines() if fmt == "json" else logging.Formatter(
         "%(asctime)s %(levelname)s %(name)s: %(message)s"))
     root = logging.getLogger()
-    root.handlers[:] = [handler]
+    if not root.handlers:  # as logging.basicConfig: a host that configured logging (pytest, an app) keeps its own
+        root.addHandler(handler)
     root.setLevel(logging.DEBUG if verbose else logging.INFO)
     quiet_third_party_loggers()
     for name in TERSE_LOGGERS:

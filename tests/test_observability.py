@@ -12,7 +12,7 @@ import msgspec
 import pytest
 from prometheus_client import REGISTRY
 
-from hub.logs import ContextAndRedact, JsonLines
+from hub.logs import ContextAndRedact, JsonLines, redact
 from hub.testing import run_jobs
 from tests.flows import connect
 
@@ -147,3 +147,16 @@ async def test_readiness_reflects_the_broker(client, hub):
 
     assert response.status_code == 503
     assert response.json() == {"status": "unavailable", "reason": "broker: ConnectionError"}
+
+
+@pytest.mark.parametrize(("text", "masked"), [
+    ("Authorization: bearer eyJhbGciOiJIUzI1NiJ9.e30.x", "Authorization: bearer [redacted]"),
+    ("key hub_AbCdEf1234567890xyz rejected", "key hub_[redacted] rejected"),
+    ("secret whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw=", "secret whsec_[redacted]"),
+    ("body refresh_token=1//0abcdefgh&grant_type=refresh_token", "body refresh_token=[redacted]&grant_type=refresh_token"),
+    ('{"client_secret": "shh-very-secret"}', '{"client_secret": "[redacted]"}'),
+    ("HUB_ENCRYPTION_KEYS is unset: generated a key", "HUB_ENCRYPTION_KEYS is unset: generated a key"),
+    ("sync run 7 completed", "sync run 7 completed"),
+])
+def test_secret_shaped_text_is_masked_and_the_rest_kept(text, masked):
+    assert redact(text) == masked
