@@ -153,7 +153,7 @@ async def test_readiness_reflects_the_broker(client, hub):
     ("Authorization: bearer eyJhbGciOiJIUzI1NiJ9.e30.x", "Authorization: bearer [redacted]"),
     ("key hub_AbCdEf1234567890xyz rejected", "key hub_[redacted] rejected"),
     ("secret whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw=", "secret whsec_[redacted]"),
-    ("body refresh_token=1//0abcdefgh&grant_type=refresh_token", "body refresh_token=[redacted]&grant_type=refresh_token"),
+    ("refresh_token=1//0abcdefgh&grant_type=x", "refresh_token=[redacted]&grant_type=x"),
     ('{"client_secret": "shh-very-secret"}', '{"client_secret": "[redacted]"}'),
     ("HUB_ENCRYPTION_KEYS is unset: generated a key", "HUB_ENCRYPTION_KEYS is unset: generated a key"),
     ("sync run 7 completed", "sync run 7 completed"),
