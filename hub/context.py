@@ -11,14 +11,16 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 from sqlalchemy import select
 
-from hub.db.models import EntityMapping, Record
+from hub.db.models import Connection, EntityMapping, Record
 from hub.errors import NotConnected, NotFound
 from hub.http import ConnectionHttp
 from hub.tokens import valid_access_token
 
 if TYPE_CHECKING:
+    from datetime import datetime
+
     from hub.config import Settings
-    from hub.handlers import PushResult
+    from hub.handlers import PushResult, WebhookOutcome
     from hub.runtime import Hub
 
 
@@ -99,6 +101,24 @@ class ConnectionContext:
         from hub.sync.engine import push_records
 
         return await push_records(self._hub, self, entity, list(records))
+
+    async def apply(self, outcome: WebhookOutcome) -> None:
+        """Store what an action changed as a webhook handler's outcome is stored, in one transaction: its
+        ``records`` and ``deleted`` (as an inbound read stores them), its ``events`` (recorded for the tenant
+        and fanned out) and its ``syncs``. For an action whose result the hub keeps, such as the envelope
+        record of a DocuSign ``send_envelope`` that later webhooks update."""
+        from hub.webhooks.process import apply_outcome
+
+        async with self._hub.session(self.tenant_id) as session:
+            conn = await session.get(Connection, self.connection_id)
+            if conn is None or conn.status != "connected":
+                raise NotConnected(f"the {self.provider} connection is gone")
+            await apply_outcome(self._hub, session, conn, outcome)
+
+    def now(self) -> datetime:
+        """The hub's time (an aware UTC datetime): what tests move with the kit's ``clock``. Use it for
+        anything the plugin decides by age, such as serving a cached status instead of polling again."""
+        return self._hub.clock()
 
     def credentials(self, fields: type[msgspec.Struct]) -> Any:
         """The API-key credentials the tenant connected with, decoded into the provider's fields type."""
