@@ -11,7 +11,7 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 
-from hub import Conflict, ConnectionContext, ValidationFailed
+from hub import Conflict, ConnectionContext, NotFound, ValidationFailed
 from hub_docusign import envelopes
 from hub_docusign.client import DocuSignApi
 from hub_docusign.envelopes import EnvelopeRecord, Signer
@@ -189,8 +189,7 @@ async def send_envelope(ctx: ConnectionContext, data: SendEnvelopeIn) -> SendEnv
     )
     # The send is news the moment DocuSign accepts it: recorded here (once), so Connect's envelope-sent,
     # arriving after, changes nothing.
-    record, outcome = await envelopes.advance(ctx, record, envelope_id, {}, status=status)
-    await ctx.apply(outcome)
+    record = await envelopes.advance(ctx, envelope_id, {}, status=status, seed=record)
     return SendEnvelopeOut(envelope_id=envelope_id, status=record.status, document_type=record.document_type,
                            document_id=record.document_id, job_id=record.job_id)
 
@@ -204,9 +203,7 @@ async def current(ctx: ConnectionContext, envelope_id: str) -> tuple[EnvelopeRec
     if record is not None and envelopes.is_fresh(record, ctx.now()):
         return record, True
     summary = await DocuSignApi(ctx).envelope(envelope_id)
-    record, outcome = await envelopes.advance(ctx, record, envelope_id, summary,
-                                              status=envelopes.status_of(summary.get("status")))
-    await ctx.apply(outcome)
+    record = await envelopes.advance(ctx, envelope_id, summary, status=envelopes.status_of(summary.get("status")))
     return record, False
 
 
@@ -220,10 +217,12 @@ async def download_document(ctx: ConnectionContext, data: EnvelopeIn) -> Documen
     if record.status != "completed":
         raise Conflict(f"the envelope is {record.status}; its signed document exists once it is completed",
                        code="envelope_not_completed")
-    if await envelopes.store_signed_pdf(ctx, record):  # the file was gone (deleted): fetched again
-        _, outcome = await envelopes.advance(ctx, record, record.envelope_id, {})
-        await ctx.apply(outcome)
-    stored = await ctx.files.get(uuid.UUID(record.file_id or ""))
+    try:
+        stored = await ctx.files.get(record.file_id or "")
+    except NotFound:  # the tenant deleted it, or the hub never got it: fetch it (again)
+        signed_pdf = await envelopes.store_signed_pdf(ctx, record)
+        record = await envelopes.advance(ctx, record.envelope_id, {}, signed_pdf=signed_pdf)
+        stored = await ctx.files.get(record.file_id or "")
     return DocumentOut(envelope_id=record.envelope_id, file_id=str(stored.id), file_path=stored.path,
                        size=stored.size, sha256=stored.sha256)
 
@@ -240,10 +239,7 @@ async def list_templates(ctx: ConnectionContext, data: NoInput) -> TemplatesOut:
 
 async def void_envelope(ctx: ConnectionContext, data: VoidIn) -> EnvelopeOut:
     await DocuSignApi(ctx).void(data.envelope_id, data.reason)
-    record = await envelopes.load(ctx, data.envelope_id)
-    record, outcome = await envelopes.advance(ctx, record, data.envelope_id, {"voidedReason": data.reason},
-                                              status="voided")
-    await ctx.apply(outcome)
+    record = await envelopes.advance(ctx, data.envelope_id, {"voidedReason": data.reason}, status="voided")
     return EnvelopeOut(envelope=record, cached=True)
 
 

@@ -13,13 +13,12 @@ answers from it for 15 minutes instead of polling DocuSign again.
 
 from __future__ import annotations
 
-import uuid
 from datetime import datetime
 from typing import Any
 
 import msgspec
 
-from hub import ConnectionContext, InboundRecord, NewEvent, NotFound, WebhookOutcome
+from hub import ConnectionContext, NewEvent, ProviderError
 from hub_docusign.client import DocuSignApi
 from hub_docusign.config import POLL_INTERVAL_SECONDS
 
@@ -174,65 +173,81 @@ async def load(ctx: ConnectionContext, envelope_id: str) -> EnvelopeRecord | Non
     return EnvelopeRecord.from_data(data) if data is not None else None
 
 
-async def store_signed_pdf(ctx: ConnectionContext, record: EnvelopeRecord, *, force: bool = False) -> bool:
-    """Download the combined signed PDF into the hub's files, unless the record already holds it (and the
-    file is still there). Returns whether it downloaded."""
-    if record.file_id and not force:
-        try:
-            await ctx.files.get(_file_id(record.file_id))
-            return False
-        except NotFound:
-            pass  # the tenant deleted it: fetch it again
+class NeedsSignedPdf(Exception):
+    """The envelope completes and its record holds no signed PDF yet: download it, then change again."""
+
+    def __init__(self, record: EnvelopeRecord) -> None:
+        super().__init__(record.envelope_id)
+        self.record = record
+
+
+def change_for(envelope_id: str, summary: dict[str, Any], *, status: str | None, recipient: tuple[str, str] | None,
+               now: str, signed_pdf: tuple[str, str] | None = None, seed: EnvelopeRecord | None = None):
+    """The pure change ``ctx.update_record`` applies to the envelope's record (see ``advance``)."""
+
+    def change(current: dict[str, Any] | None) -> tuple[dict[str, Any], list[NewEvent]]:
+        if current is not None:
+            record = EnvelopeRecord.from_data(current)
+        else:
+            record = msgspec.structs.replace(seed) if seed is not None else new_record(envelope_id, summary)
+            record.signers = [msgspec.structs.replace(s) for s in record.signers]
+        events: list[NewEvent] = []
+        before = {s.recipient_id: s.status for s in record.signers}
+        _merge_signers(record, summary)
+        if recipient is not None:
+            signer = next((s for s in record.signers if s.recipient_id == recipient[0]), None)
+            if signer is not None:
+                _advance_signer(signer, recipient[1])
+        for signer in record.signers:
+            if signer.status != before.get(signer.recipient_id) and signer.status in SIGNER_ANNOUNCED:
+                events.append(NewEvent(type=f"esign.recipient.{signer.status}", data={
+                    "envelope_id": record.envelope_id, "document_type": record.document_type,
+                    "document_id": record.document_id, "job_id": record.job_id,
+                    "recipient": {"recipient_id": signer.recipient_id, "email": signer.email, "name": signer.name,
+                                  "status": signer.status, "routing_order": signer.routing_order}}))
+        for key, attribute in TIMES.items():
+            if summary.get(key):
+                setattr(record, attribute, summary[key])
+        if summary.get("voidedReason"):
+            record.voided_reason = str(summary["voidedReason"])
+        if signed_pdf is not None and (record.status == "completed" or status == "completed"):
+            record.file_id, record.file_path = signed_pdf
+        if status is not None and ENVELOPE_RANK.get(status, -1) > ENVELOPE_RANK.get(record.status, -1):
+            record.status = status
+            if status == "completed" and not record.file_id:
+                raise NeedsSignedPdf(record)
+            if status in ANNOUNCED:
+                events.append(NewEvent(type=f"esign.envelope.{status}", data=event_data(record)))
+        record.checked_at = now
+        return record.to_data(), events
+
+    return change
+
+
+async def store_signed_pdf(ctx: ConnectionContext, record: EnvelopeRecord) -> tuple[str, str]:
+    """Download the combined signed PDF and keep it as ``{document_type}/{document_id}/signed.pdf``: the
+    file's (id, path)."""
     pdf = await DocuSignApi(ctx).combined_pdf(record.envelope_id)
     stored = await ctx.files.put(signed_path(record), pdf, content_type="application/pdf")
-    record.file_id, record.file_path = str(stored.id), stored.path
-    return True
+    return str(stored.id), stored.path
 
 
-def _file_id(value: str) -> uuid.UUID:
-    try:
-        return uuid.UUID(value)
-    except ValueError:
-        raise NotFound("the envelope's signed file id is not a file id") from None
-
-
-async def advance(ctx: ConnectionContext, record: EnvelopeRecord | None, envelope_id: str, summary: dict[str, Any],
-                  *, status: str | None = None, recipient: tuple[str, str] | None = None) -> tuple[
-                      EnvelopeRecord, WebhookOutcome]:
-    """Apply what DocuSign said: ``summary`` (an envelope as the API or Connect's ``envelopeSummary`` shows
-    it), the envelope ``status`` it announces (an envelope event's, or a status request's; None for a
-    recipient event, whose summary may already show where the envelope is going), and a signer's
-    ``(recipient id, status)`` a recipient event announces. Returns the record as it now stands and the
-    outcome to store."""
-    record = record or new_record(envelope_id, summary)
-    events: list[NewEvent] = []
-    before = {s.recipient_id: s.status for s in record.signers}
-    _merge_signers(record, summary)
-    if recipient is not None:
-        recipient_id, signer_status = recipient
-        signer = next((s for s in record.signers if s.recipient_id == recipient_id), None)
-        if signer is not None:
-            _advance_signer(signer, signer_status)
-    for signer in record.signers:
-        if signer.status != before.get(signer.recipient_id) and signer.status in SIGNER_ANNOUNCED:
-            events.append(NewEvent(type=f"esign.recipient.{signer.status}", data={
-                "envelope_id": record.envelope_id, "document_type": record.document_type,
-                "document_id": record.document_id, "job_id": record.job_id,
-                "recipient": {"recipient_id": signer.recipient_id, "email": signer.email, "name": signer.name,
-                              "status": signer.status, "routing_order": signer.routing_order}}))
-    new = status
-    for key, attribute in TIMES.items():
-        if summary.get(key):
-            setattr(record, attribute, summary[key])
-    if summary.get("voidedReason"):
-        record.voided_reason = str(summary["voidedReason"])
-    if new is not None and ENVELOPE_RANK.get(new, -1) > ENVELOPE_RANK.get(record.status, -1):
-        record.status = new
-        if new == "completed":
-            await store_signed_pdf(ctx, record)
-        if new in ANNOUNCED:
-            events.append(NewEvent(type=f"esign.envelope.{new}", data=event_data(record)))
-    record.checked_at = ctx.now().isoformat()
-    outcome = WebhookOutcome(records={ENTITY: [InboundRecord(external_id=record.envelope_id, data=record.to_data())]},
-                             events=events)
-    return record, outcome
+async def advance(ctx: ConnectionContext, envelope_id: str, summary: dict[str, Any], *, status: str | None = None,
+                  recipient: tuple[str, str] | None = None, seed: EnvelopeRecord | None = None,
+                  signed_pdf: tuple[str, str] | None = None) -> EnvelopeRecord:
+    """Move the envelope's record on by what DocuSign said: ``summary`` (an envelope as the API or Connect's
+    ``envelopeSummary`` shows it), the envelope ``status`` it announces (an envelope event's, or a status
+    request's; None for a recipient event, whose summary may already show where the envelope is going), a
+    signer's ``(recipient id, status)`` a recipient event announces. ``seed`` is the record to start from
+    when the hub holds none (a new envelope). The record's writers take turns (``ctx.update_record``); the
+    step to ``completed`` downloads the signed PDF first, unless the record already holds it."""
+    now = ctx.now().isoformat()
+    for _ in range(3):
+        try:
+            data = await ctx.update_record(ENTITY, envelope_id, change_for(
+                envelope_id, summary, status=status, recipient=recipient, now=now, signed_pdf=signed_pdf, seed=seed))
+        except NeedsSignedPdf as needed:
+            signed_pdf = await store_signed_pdf(ctx, needed.record)
+            continue
+        return EnvelopeRecord.from_data(data)
+    raise ProviderError("the envelope's signed PDF could not be attached to its record")

@@ -224,6 +224,12 @@ class DocuSignSimulator(Simulator):
     def account(self, account_id: str = ACCOUNT_ID) -> Account:
         return self.accounts[account_id]
 
+    def make_default(self, account_id: str) -> None:
+        """The user switches their default account (the next connection reaches that one)."""
+        with self.lock:
+            for account in self.accounts.values():
+                account.is_default = account.account_id == account_id
+
     def add_template(self, name: str, *, roles: list[str], description: str = "",
                      account_id: str = ACCOUNT_ID) -> str:
         template_id = str(uuid.uuid4())
