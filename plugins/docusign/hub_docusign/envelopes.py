@@ -24,7 +24,8 @@ from hub_docusign.config import POLL_INTERVAL_SECONDS
 
 ENTITY = "envelope"
 ENVELOPE_RANK = {"draft": 0, "sent": 1, "delivered": 2, "completed": 3, "declined": 3, "voided": 3}
-SIGNER_RANK = {"created": 0, "sent": 1, "autoresponded": 1, "delivered": 2, "completed": 3, "declined": 3}
+SIGNER_RANK = {"created": 0, "sent": 10, "autoresponded": 15, "delivered": 20, "completed": 30, "declined": 30}
+"""A bounced email (``autoresponded``) is news after ``sent``; opening the envelope later supersedes it."""
 ANNOUNCED = frozenset({"sent", "delivered", "completed", "declined", "voided"})
 """Envelope statuses the hub announces as ``esign.envelope.<status>`` (a draft is not news)."""
 SIGNER_ANNOUNCED = frozenset({"sent", "delivered", "completed", "declined", "autoresponded"})

@@ -42,6 +42,7 @@ import hmac
 import json
 import re
 import secrets
+import threading
 import time
 import uuid
 from collections import deque
@@ -176,8 +177,16 @@ class DocuSignSimulator(Simulator):
     """
 
     def __init__(self, *, hmac_keys: tuple[str, ...] | list[str] = (HMAC_KEY,), environment: str = "demo",
-                 port: int = 0, redirect_uris: list[str] | None = None) -> None:
+                 port: int = 0, redirect_uris: list[str] | None = None, auto_connect: bool = False,
+                 retry_seconds: float = 5.0) -> None:
         super().__init__(port=port)
+        self.auto_connect = auto_connect
+        """Post Connect messages from a thread of the simulator as they happen (a running hub: demos), retrying
+        unacknowledged ones every ``retry_seconds``; off, they wait in ``connect_outbox`` for the test."""
+        self.retry_seconds = retry_seconds
+        self._connect_wake = threading.Event()
+        self._connect_stop = threading.Event()
+        self._connect_thread: threading.Thread | None = None
         self.client_id = CLIENT_ID
         self.client_secret = CLIENT_SECRET
         self.redirect_uris = redirect_uris
@@ -328,6 +337,26 @@ class DocuSignSimulator(Simulator):
             self.acknowledge(message, status)
             statuses.append(status)
         return statuses
+
+    def start(self) -> None:
+        super().start()
+        if self.auto_connect:
+            self._connect_thread = threading.Thread(target=self._connect_loop, daemon=True)
+            self._connect_thread.start()
+
+    def stop(self) -> None:
+        self._connect_stop.set()
+        self._connect_wake.set()
+        if self._connect_thread is not None:
+            self._connect_thread.join(timeout=15)
+        super().stop()
+
+    def _connect_loop(self) -> None:
+        while not self._connect_stop.is_set():
+            self._connect_wake.wait(timeout=self.retry_seconds)
+            self._connect_wake.clear()
+            if not self._connect_stop.is_set():
+                self.send_connect()
 
     # -- serving -----------------------------------------------------------------------------------------
     def fault_response(self, request: Request, fault: Fault) -> Response:
@@ -773,6 +802,8 @@ class DocuSignSimulator(Simulator):
             url=str(notification["url"]), envelope_id=env.envelope_id, event=event, payload=payload,
             hmac=_true(notification.get("includeHMAC")), require_ack=_true(notification.get("requireAcknowledgment")),
             keys=tuple(self.hmac_keys)))
+        if self.auto_connect:
+            self._connect_wake.set()
 
 
 def _true(value: Any) -> bool:

@@ -163,3 +163,20 @@ def test_polling_an_envelope_within_15_minutes_is_refused_and_limits_are_reporte
     unauthorized = httpx.get(f"{ds.url}/restapi/v2.1/accounts/{ACCOUNT_ID}/templates",
                              headers={"Authorization": "Bearer nope"})
     assert (unauthorized.status_code, unauthorized.json()["errorCode"]) == (401, "USER_AUTHENTICATION_FAILED")
+
+
+async def test_auto_connect_posts_each_message_as_it_happens_for_a_running_hub():
+    from hub.testing import wait_for
+
+    with Receiver() as listener, DocuSignSimulator(auto_connect=True) as ds:
+        ds.tokens.issue("test-token", USER_ID, 3600)
+        envelope_id = _envelope(ds, url=listener.url)
+        ds.walk(envelope_id)
+
+        async def all_four():
+            return len(listener.received) == 4 or None
+
+        await wait_for(all_four, timeout=20)
+        assert [json.loads(r.body)["event"] for r in listener.received] == [
+            "envelope-sent", "recipient-completed", "recipient-completed", "envelope-completed"]
+        assert ds.connect_outbox == []
