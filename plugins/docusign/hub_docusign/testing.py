@@ -44,7 +44,9 @@ class DocuSignAdapter(ProviderAdapter):
     probe = ("list_templates", {})
 
     def simulator(self) -> DocuSignSimulator:
-        return DocuSignSimulator()
+        """Posting Connect messages itself, as DocuSign does: a hub started beside it (demo mode) hears every
+        envelope move on. (The suite's own webhook check takes its message before the sender can.)"""
+        return DocuSignSimulator(auto_connect=True)
 
     def environ(self, simulator: DocuSignSimulator) -> dict[str, str]:
         return environ(simulator)

@@ -79,6 +79,10 @@ async def handle(ctx: ConnectionContext, event: VerifiedEvent) -> WebhookOutcome
         recipient = (str(data["recipientId"]), RECIPIENT_STATUSES[what])
     else:
         return None
+    if ctx.account_id and str(data.get("accountId")) != ctx.account_id:
+        ctx.log.warning("a Connect message for another DocuSign account reached connection %s; ignored",
+                        ctx.connection_id)
+        return None
     summary = data.get("envelopeSummary") if isinstance(data.get("envelopeSummary"), dict) else {}
     # The record and its events are stored as one (writers of the envelope take turns): nothing for the
     # hub to apply after.
