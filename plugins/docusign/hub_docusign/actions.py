@@ -19,9 +19,8 @@ from hub_docusign.envelopes import EnvelopeRecord, Signer
 CONNECT_EVENTS = ("envelope-sent", "envelope-delivered", "envelope-completed", "envelope-declined",
                   "envelope-voided", "recipient-sent", "recipient-delivered", "recipient-completed",
                   "recipient-declined", "recipient-autoresponded")
-SEGMENT = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$"
+Segment = Annotated[str, msgspec.Meta(pattern=envelopes.SEGMENT.pattern)]
 """A path segment of ``{document_type}/{document_id}/signed.pdf``: no slash, no dot-dot, no leading dot."""
-Segment = Annotated[str, msgspec.Meta(pattern=SEGMENT)]
 EnvelopeId = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9-]{1,100}$")]
 
 

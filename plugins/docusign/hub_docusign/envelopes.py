@@ -13,6 +13,8 @@ answers from it for 15 minutes instead of polling DocuSign again.
 
 from __future__ import annotations
 
+import hashlib
+import re
 from datetime import datetime
 from typing import Any
 
@@ -33,6 +35,8 @@ CUSTOM_FIELDS = {"hub_document_type": "document_type", "hub_document_id": "docum
                  "hub_sent_by": "sent_by"}
 """Envelope custom fields carrying the hub's identity of the document: DocuSign hands them back in every
 Connect message and status, so an envelope is filed correctly even if its record was never written."""
+SEGMENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+"""A segment of ``{document_type}/{document_id}/signed.pdf`` (the same rule ``send_envelope`` applies)."""
 TIMES = {"sentDateTime": "sent_at", "deliveredDateTime": "delivered_at", "completedDateTime": "completed_at",
          "declinedDateTime": "declined_at", "voidedDateTime": "voided_at"}
 
@@ -106,9 +110,11 @@ def _identity(summary: dict[str, Any], envelope_id: str) -> dict[str, str | None
     fields = ((summary.get("customFields") or {}).get("textCustomFields")) or []
     found = {CUSTOM_FIELDS[f["name"]]: str(f.get("value") or "") or None
              for f in fields if isinstance(f, dict) and f.get("name") in CUSTOM_FIELDS}
-    if not found.get("document_type") or not found.get("document_id"):
-        # Sent from outside the hub: filed under the envelope itself.
-        found |= {"document_type": "envelope", "document_id": envelope_id}
+    if not all(SEGMENT.match(found.get(key) or "") for key in ("document_type", "document_id")):
+        # Sent from outside the hub (or its fields were edited into something that is no path segment):
+        # filed under the envelope itself.
+        safe_id = envelope_id if SEGMENT.match(envelope_id) else hashlib.sha256(envelope_id.encode()).hexdigest()
+        found |= {"document_type": "envelope", "document_id": safe_id}
     return found
 
 

@@ -128,6 +128,8 @@ async def test_a_declined_envelope_is_announced_with_the_reason_and_nothing_is_d
     ([{"name": "hub_document_type", "value": "change_order"}, {"name": "hub_document_id", "value": "co-9"}],
      "change_order/co-9/signed.pdf"),
     ([], "envelope/{envelope_id}/signed.pdf"),
+    ([{"name": "hub_document_type", "value": ".."}, {"name": "hub_document_id", "value": "etc"}],
+     "envelope/{envelope_id}/signed.pdf"),  # edited in DocuSign into something that is no path segment
 ])
 async def test_an_envelope_the_hub_has_no_record_of_is_filed_by_its_custom_fields_or_its_id(
         client, hub, tenant, simulator, custom_fields, path):
