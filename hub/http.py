@@ -24,8 +24,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import email.utils
+import functools
 import logging
 import random
+import ssl
 import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
@@ -47,6 +49,13 @@ NEVER_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 MAYBE_PROCESSED = (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError)
 """Sent, but no answer came back: retried only when the request is idempotent."""
 SEND_KWARGS = ("auth", "follow_redirects")
+
+
+@functools.cache
+def tls_context(trust_env: bool = True) -> ssl.SSLContext:
+    """One verifying TLS context per process (and ``trust_env``): loading the CA bundle takes about 0.1 s,
+    which every new client would otherwise pay again."""
+    return httpx.create_ssl_context(trust_env=trust_env)
 
 
 def is_idempotent(request: httpx.Request, idempotent: bool | None) -> bool:
@@ -109,7 +118,8 @@ class ProviderHttp:
         backoff_max: float = 30.0,
         sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
     ) -> None:
-        self._client = client or httpx.AsyncClient(timeout=DEFAULT_TIMEOUT, follow_redirects=False)
+        self._client = client or httpx.AsyncClient(timeout=DEFAULT_TIMEOUT, follow_redirects=False,
+                                                   verify=tls_context())
         self._throttle = throttle or InProcessThrottle()
         self._max_attempts = max_attempts
         self._backoff_base = backoff_base
