@@ -141,3 +141,20 @@ async def test_tenant_timezone_setting(client, tenant):
 async def test_health_and_readiness(client):
     assert (await client.get("/healthz")).json() == {"status": "ok"}
     assert (await client.get("/readyz")).json() == {"status": "ready"}
+
+
+async def test_a_plugin_keeps_what_it_set_up_in_the_connections_metadata(client, hub, tenant):
+    from hub.connections import connection_context, get_connection
+
+    await connect(client, tenant)
+    async with hub.session(tenant.id) as session:
+        ctx = await connection_context(hub, session, await get_connection(session, tenant.id, "testoauth"))
+    before = dict(ctx.metadata)
+
+    kept = await ctx.save_metadata({"channel": {"id": "ch-1", "expires_at": "2026-12-08T00:00:00+00:00"}})
+    assert kept == before | {"channel": {"id": "ch-1", "expires_at": "2026-12-08T00:00:00+00:00"}} == ctx.metadata
+    shown = (await client.get("/v1/connections/testoauth", headers=tenant.headers)).json()["metadata"]
+    assert shown == kept
+
+    assert await ctx.save_metadata({"channel": None}) == before
+    assert (await client.get("/v1/connections/testoauth", headers=tenant.headers)).json()["metadata"] == before
