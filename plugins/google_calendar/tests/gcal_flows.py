@@ -48,7 +48,11 @@ async def records(client, tenant) -> dict[str, dict]:
     return {r["external_id"]: r["data"] for r in page["items"]}
 
 
-async def events(client, tenant, event_type: str) -> list[dict]:
+async def events(client, tenant, event_type: str | None = None) -> list[dict]:
+    """The tenant's events of ``event_type``, or every ``calendar.event.*`` one."""
+    if event_type is None:
+        return await events(client, tenant, "calendar.event.updated") + \
+            await events(client, tenant, "calendar.event.deleted")
     return (await client.get(f"/v1/events?type={event_type}", headers=tenant.headers)).json()
 
 
