@@ -18,6 +18,8 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import httpx
+
 from hub import ConnectionContext
 from hub_google_calendar.client import CalendarApi, CalendarError
 from hub_google_calendar.config import Google
@@ -57,6 +59,9 @@ async def ensure(ctx: ConnectionContext, api: CalendarApi, google: Google, calen
                                  int(CHANNEL_TTL.total_seconds()))
     except CalendarError as exc:
         ctx.log.warning("connection %s: Google refused the push channel: %s", ctx.connection_id, exc.message)
+        return
+    except httpx.HTTPError as exc:  # the read itself went through: it is stored, and the next read tries again
+        ctx.log.warning("connection %s: no push channel (%s)", ctx.connection_id, type(exc).__name__)
         return
     await ctx.save_metadata({"channel": {"id": channel_id, "resource_id": answer["resourceId"],
                                          "calendar_id": calendar_id, "expires_at": _expiry(answer).isoformat()}})

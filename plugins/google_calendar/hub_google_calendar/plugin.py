@@ -9,6 +9,7 @@ from hub import (
     Action,
     EntityMapper,
     InboundSync,
+    NotFound,
     OutboundSync,
     ProviderInfo,
     ValidationFailed,
@@ -94,13 +95,25 @@ async def hub_event(event, context):
     if ctx is None or not ctx.settings.auto_sync:
         return
     record = event.data.get("schedule_item", event.data) if isinstance(event.data, dict) else event.data
-    if event.type == "schedule_item.deleted" and isinstance(record, dict):
+    deleted = event.type == "schedule_item.deleted"
+    if deleted and isinstance(record, dict):
         record = {**record, "sync_to_calendar": False}
     try:
         results = await ctx.push("schedule_item", [record])
     except ValidationFailed as exc:  # the event will not get better on a retry
+        if deleted and isinstance(record, dict) and isinstance(record.get("id"), str):
+            await _delete_by_id(ctx, context, event, record["id"])  # only the id: delete its event
+            return
         log.warning("event %s: not a schedule item Google Calendar can take: %s", event.id, exc.message)
         return
     for result in results.values():
         if result.outcome == "failed":
             log.warning("event %s: Google refused schedule item %s: %s", event.id, result.internal_id, result.error)
+
+
+async def _delete_by_id(ctx, context, event, item_id: str) -> None:
+    delete = actions.make_delete_event(Google.from_environ(context.config.environ))
+    try:
+        await delete(ctx, actions.DeleteEventIn(schedule_item_id=item_id))
+    except NotFound:
+        log.info("event %s: schedule item %s has no event to delete", event.id, item_id)

@@ -617,6 +617,8 @@ class GoogleCalendarSimulator(Simulator):
             since, deleted = None, query.get("showDeleted") == "true"
             if query.get("syncToken"):
                 refused = [name for name in NOT_WITH_SYNC_TOKEN if name in query]
+                if query.get("showDeleted") == "false":
+                    refused.append("showDeleted=false")
                 if refused:
                     raise ApiError(400, "invalid", f"{refused[0]} cannot be specified together with syncToken.")
                 token = _unb64(query["syncToken"])

@@ -11,6 +11,7 @@ from gcal_flows import connect, context, items, mappings, sync
 
 from hub import OutboundItem
 from hub.entities import ScheduleItem
+from hub.testing import run_jobs
 from hub_google_calendar.syncs import DELETED
 
 pytestmark = pytest.mark.only_on(database="sqlite", jobs="embedded")
@@ -129,3 +130,30 @@ async def test_an_insert_repeated_after_a_lost_answer_makes_no_second_event(clie
     assert len(simulator.events()) == 1 and first.external_id == "0123456789abcdef0123456789abcdef"
     assert [r.request.method for r in simulator.requests if r.request.path.startswith(EVENTS)] == \
         ["POST", "POST", "PATCH"]  # the repeat met 409 duplicate and made the event match instead
+
+
+async def test_schedule_item_events_the_tenant_publishes_reach_the_calendar_while_auto_sync_is_on(
+        client, hub, tenant, simulator):
+    await connect(client, tenant)
+
+    async def publish(type: str, data: dict) -> None:
+        response = await client.post("/v1/events", json={"type": type, "data": data}, headers=tenant.headers)
+        assert response.status_code == 201, response.text
+        await run_jobs(hub)
+
+    first, second = items(2)
+    await publish("schedule_item.created", {"schedule_item": first})
+    await publish("schedule_item.created", second)  # the item itself as the data
+    mapped = await mappings(client, tenant)
+    assert set(simulator.events()) == set(mapped.values()) and len(mapped) == 2
+
+    await publish("schedule_item.updated", first | {"title": "Task 0 (moved to Friday)"})
+    assert simulator.events()[mapped["item-0"]]["summary"] == "Task 0 (moved to Friday)"
+    await publish("schedule_item.deleted", {"schedule_item": first})
+    await publish("schedule_item.deleted", {"id": "item-1"})  # only the id: its event is deleted all the same
+    assert simulator.events() == {}
+
+    await client.patch("/v1/connections/google_calendar", json={"settings": {"auto_sync": False}},
+                       headers=tenant.headers)
+    await publish("schedule_item.created", items(1, first=5)[0])
+    assert simulator.events() == {}
