@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import msgspec
 
-from hub import ConnectionContext, InvalidRequest, NotFound, ProviderError
+from hub import ConnectionContext, InvalidRequest, NotFound, ValidationFailed
 from hub.entities import ScheduleItem
 from hub_google_calendar.client import CalendarApi, CalendarError
 from hub_google_calendar.config import Google
@@ -49,8 +49,8 @@ class CalendarsOut(msgspec.Struct, kw_only=True):
 
 
 def _out(item_id: str, result) -> EventOut:
-    if result.outcome == "failed":
-        raise ProviderError(f"Google Calendar refused the event: {result.error}", code="google_calendar_error")
+    if result.outcome == "failed":  # Google refused this item (bad data, gone): the tenant's to fix
+        raise ValidationFailed(f"Google Calendar refused the event: {result.error}", code="event_refused")
     event_id = result.external_id
     if event_id and event_id.startswith(DELETED):
         return EventOut(schedule_item_id=item_id, event_id=event_id[len(DELETED):], outcome="deleted")

@@ -73,6 +73,9 @@ async def test_actions_create_update_delete_and_list(client, hub, tenant, simula
     invalid = await client.post(f"{ACTIONS}/create_event", json=item | {"end": "2026-11-30T00:00:00"},
                                 headers=tenant.headers)
     assert invalid.status_code == 422  # ends before it starts: refused before Google is asked
+    simulator.fail_next(400, path="/calendar/v3/calendars/primary/events")
+    refused = await client.post(f"{ACTIONS}/create_event", json=item | {"id": "item-8"}, headers=tenant.headers)
+    assert refused.status_code == 422 and refused.json()["error"]["code"] == "event_refused"
 
     deleted = await client.post(f"{ACTIONS}/delete_event", json={"schedule_item_id": "item-0"},
                                 headers=tenant.headers)
