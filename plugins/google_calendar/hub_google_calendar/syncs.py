@@ -116,7 +116,8 @@ class Outbound:
 
 
 class Inbound:
-    """Cursor (JSON): ``{"calendar": id, "sync": token}`` between reads; ``"page"`` while a read pages."""
+    """Cursor (JSON): ``{"calendar": id, "all": import_all_events, "sync": token}`` between reads, and
+    ``"page"`` while a read pages. A cursor of another calendar or another ``all`` starts a full read."""
 
     def __init__(self, google: Google) -> None:
         self.google = google
@@ -124,9 +125,10 @@ class Inbound:
     async def __call__(self, ctx: ConnectionContext, cursor: str | None) -> Page:
         api = CalendarApi(ctx, self.google)
         calendar_id = ctx.settings.calendar_id
+        everything = ctx.settings.import_all_events
         state = json.loads(cursor) if cursor else {}
-        if state.get("calendar") != calendar_id:
-            state = {}  # another calendar now: read it whole
+        if state.get("calendar") != calendar_id or state.get("all", False) != everything:
+            state = {}  # another calendar, or every event wanted now: read it whole
         try:
             body = await api.list(calendar_id, sync_token=state.get("sync"), page_token=state.get("page"))
         except CalendarError as exc:
@@ -138,10 +140,12 @@ class Inbound:
             body = await api.list(calendar_id)
         records = await self.records(ctx, body.get("items") or [])
         if body.get("nextPageToken"):
-            following = {"calendar": calendar_id, "sync": state.get("sync"), "page": body["nextPageToken"]}
+            following = {"calendar": calendar_id, "all": everything, "sync": state.get("sync"),
+                         "page": body["nextPageToken"]}
             return Page(records=records, cursor=json.dumps(following), has_more=True)
         await channels.ensure(ctx, api, self.google, calendar_id)
-        return Page(records=records, cursor=json.dumps({"calendar": calendar_id, "sync": body["nextSyncToken"]}))
+        return Page(records=records, cursor=json.dumps({"calendar": calendar_id, "all": everything,
+                                                        "sync": body["nextSyncToken"]}))
 
     async def records(self, ctx: ConnectionContext, events: list[dict[str, Any]]) -> list[InboundRecord]:
         ids = [str(e["id"]) for e in events if e.get("id")]

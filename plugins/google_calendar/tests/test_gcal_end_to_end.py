@@ -22,7 +22,7 @@ async def test_a_move_in_google_reaches_the_tenants_endpoint_through_a_push_noti
         connection = (await client.get(f"/v1/connections/{SLUG}", headers=tenant.headers)).json()
         return connection if "channel" in connection["metadata"] else None
 
-    connection = await wait_for(channel_open)
+    connection = await wait_for(channel_open, timeout=60)
     started = await client.post(f"/v1/connections/{SLUG}/syncs", headers=tenant.headers,
                                 json={"entity": "schedule_item", "records": items(3)})
     assert started.status_code == 202, started.text
@@ -31,13 +31,13 @@ async def test_a_move_in_google_reaches_the_tenants_endpoint_through_a_push_noti
         mapped = await mappings(client, tenant)
         return mapped if len(mapped) == 3 else None
 
-    mapped = await wait_for(pushed)
+    mapped = await wait_for(pushed, timeout=60)
 
     async def read_back():  # Google told the hub about its own inserts; the reads store them
         await notify(client, connection, google.take_notifications())
         return len(await records(client, tenant)) == 3
 
-    await wait_for(read_back)
+    await wait_for(read_back, timeout=60)
     assert await events(client, tenant) == []
 
     google.edit_event(mapped["item-2"], {"start": {"dateTime": "2026-12-03T12:00:00-07:00"},
@@ -47,7 +47,7 @@ async def test_a_move_in_google_reaches_the_tenants_endpoint_through_a_push_noti
     async def delivered():
         return webhook_receiver.deliveries() or None
 
-    [delivery] = await wait_for(delivered)
+    [delivery] = await wait_for(delivered, timeout=60)
     sent = json.loads(delivery.body)
     assert (sent["type"], sent["provider"]) == ("calendar.event.updated", SLUG)
     assert (sent["data"]["schedule_item_id"], sent["data"]["start"]) == ("item-2", "2026-12-03T12:00:00-07:00")
