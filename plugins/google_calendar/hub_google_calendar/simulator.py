@@ -17,7 +17,9 @@ real HTTP on 127.0.0.1. Written from Google's documentation, not from the plugin
 - Errors in Google's JSON shape (``{"error": {"code", "message", "errors": [{"domain", "reason",
   "message"}], "status"}}``); 401 ``authError`` for a dead token, 403 ``insufficientPermissions`` when the
   grant lacks the scope, 403 ``userRateLimitExceeded`` beyond the per-user quota (600 requests a minute
-  by default; ``per_user_per_minute`` and ``window_seconds`` change it).
+  by default; ``per_user_per_minute`` and ``window_seconds`` change it). The kit's planned faults answer in
+  that shape too: ``fail_next(403)`` is a ``rateLimitExceeded`` 403, ``throttle_next()`` a 429, 5xx
+  ``backendError``.
 - Push notifications: every change to a watched calendar queues one for each live channel (headers
   ``X-Goog-Channel-ID``, ``-Token``, ``-Expiration``, ``X-Goog-Resource-ID``, ``-URI``, ``-State``
   (``sync`` when the channel is made, then ``exists``) and ``X-Goog-Message-Number``; no body).
@@ -189,7 +191,8 @@ class Notification:
 
 class GoogleCalendarSimulator(Simulator):
     def __init__(self, *, port: int = 0, client_id: str = CLIENT_ID, client_secret: str = CLIENT_SECRET,
-                 user_email: str = USER_EMAIL, time_zone: str = "America/Chicago") -> None:
+                 user_email: str = USER_EMAIL, time_zone: str = "America/Chicago", auto_deliver: bool = False
+                 ) -> None:
         super().__init__(port=port)
         self.client_id, self.client_secret = client_id, client_secret
         self.user_email = user_email
@@ -207,7 +210,8 @@ class GoogleCalendarSimulator(Simulator):
         self.stopped_channels: list[str] = []
         self.notifications: list[Notification] = []
         self.delivered: list[tuple[Notification, int | str]] = []
-        self.auto_deliver = False
+        self.auto_deliver = auto_deliver
+        """Post each notification as it happens (a hub served over HTTP, as in demo mode), instead of queueing it."""
         self.sent_updates: list[tuple[str, str, str]] = []
         """(method, event id, sendUpdates) of every write: whom Google would have emailed."""
         self.per_user_per_minute = 600

@@ -20,6 +20,8 @@ class GoogleCalendarAdapter(ProviderAdapter):
     probe = ("list_calendars", {})
 
     def simulator(self) -> GoogleCalendarSimulator:
+        """Notifications are queued for the test to post (``take_notifications``); a hub served over HTTP at
+        ``HUB_PUBLIC_URL`` (demo mode) sets ``auto_deliver = True`` and receives them as they happen."""
         return GoogleCalendarSimulator()
 
     def environ(self, simulator: GoogleCalendarSimulator) -> dict[str, str]:
