@@ -12,7 +12,7 @@ import hashlib
 import secrets
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime, timedelta
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlencode
 
 import httpx
@@ -21,6 +21,9 @@ import msgspec
 from hub.errors import CredentialsRejected, ProviderError
 from hub.http import ProviderHttp
 from hub.types import AccountInfo, TokenSet
+
+if TYPE_CHECKING:
+    from hub.context import ConnectionContext
 
 
 def pkce_pair() -> tuple[str, str]:
@@ -102,6 +105,11 @@ class OAuth2:
         if response.status_code >= 400:
             raise ProviderError(f"{self.provider} refused to revoke the token (HTTP {response.status_code})")
 
+    async def on_disconnect(self, ctx: ConnectionContext) -> None:
+        """Undo at the provider what the plugin set up for this connection (a push channel, a callback), while
+        its grant still works: called when the tenant disconnects, before the grant is revoked. A failure
+        is logged and the disconnect goes on."""
+
     async def account_info(self, http: ProviderHttp, tokens: TokenSet, params: Mapping[str, str]) -> AccountInfo:
         """Who the tokens belong to. Override: the default can only use what the callback carried."""
         account = params.get("account_id") or params.get("realmId")
@@ -169,3 +177,6 @@ class ApiKeyAuth:
         self.fields = fields
         self.check = check
         self.revoke = revoke
+
+    async def on_disconnect(self, ctx: ConnectionContext) -> None:
+        """As ``OAuth2.on_disconnect``: undo what the plugin set up for this connection, before revocation."""

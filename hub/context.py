@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -108,6 +108,23 @@ class ConnectionContext:
                     column.in_(keys[start:start + 500])))
                 found.update(pick(row) for row in rows)
         return found
+
+    async def save_metadata(self, changes: Mapping[str, Any]) -> dict[str, Any]:
+        """Merge ``changes`` into the connection's metadata and keep it (a key set to None is removed), for
+        what a plugin sets up at the provider per connection and must find again, such as a push channel's
+        id and expiry. Returns the metadata now kept; ``ctx.metadata`` shows it too. The metadata is published
+        in ``GET /v1/connections``: never put a secret in it."""
+        from hub.db.models import Connection
+
+        async with self._hub.session(self.tenant_id) as session:
+            conn = await session.get(Connection, self.connection_id, with_for_update=True)
+            if conn is None:
+                raise NotFound("the connection is gone", code="connection_not_found")
+            merged = {k: v for k, v in {**(conn.metadata_ or {}), **changes}.items() if v is not None}
+            conn.metadata_ = merged
+        self.metadata.clear()
+        self.metadata.update(merged)
+        return dict(merged)
 
     async def push(self, entity: str, records: Iterable[Any]) -> dict[str, PushResult]:
         """Push hub records of ``entity`` now through this provider's outbound sync for it, saving their

@@ -314,6 +314,23 @@ async def test_429_is_retried_after_retry_after_seconds_even_on_post(provider, m
     assert second.at - first.at >= 1.0
 
 
+async def test_a_4xx_the_caller_calls_throttled_is_retried_like_a_429_even_on_post(provider, make_http):
+    sleeps = Sleeps()
+    provider.answer((403, {"X-Reason": "rateLimitExceeded"}), (403, {"Retry-After": "2", "X-Reason": "userRate"}),
+                    (403, {"X-Reason": "forbidden"}))
+    http = make_http(sleep=sleeps)
+
+    def google_rate_limit(response):
+        return response.headers.get("x-reason", "").startswith(("rateLimit", "userRate"))
+
+    first = await http.request("POST", f"{provider.url}/events", json={"a": 1}, throttled=google_rate_limit)
+    assert first.status_code == 403 and first.headers["x-reason"] == "forbidden"  # a real 403 is returned
+    assert len(provider.arrivals) == 3 and len(sleeps) == 2 and sleeps[1] == 2.0  # Retry-After honoured
+    provider.answer(403)
+    assert (await http.request("POST", f"{provider.url}/events")).status_code == 403  # no predicate: no retry
+    assert len(provider.arrivals) == 4
+
+
 async def test_retry_after_as_an_http_date_is_honoured(provider, make_http):
     not_before = int(time.time()) + 2
     provider.answer((503, {"Retry-After": formatdate(not_before, usegmt=True)}))

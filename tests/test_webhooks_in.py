@@ -293,6 +293,24 @@ async def test_a_handlers_new_records_record_their_new_events_once_as_the_provid
     assert [(e["data"], e["provider"]) for e in received] == [({"payment_id": "pay_9"}, "testoauth")]
 
 
+async def test_a_records_change_events_are_recorded_once_per_changed_version_never_on_first_sight(
+        client, hub, tenant):
+    from hub.handlers import InboundRecord, NewEvent, WebhookOutcome
+    from hub.webhooks.process import apply_outcome
+
+    await connect(client, tenant)
+    for amount in ("9.00", "9.00", "9.50", "9.50", "9.75"):  # first sight, same, changed, same, changed
+        data = {"id": "pay_9", "amount": amount, "payment_date": "2026-11-01"}
+        changed = NewEvent(type="payment.changed", data={"amount": amount})
+        record = InboundRecord(external_id="pay_9", data=data, change_events=[changed])
+        async with hub.session(tenant.id) as session:
+            conn = (await session.scalars(select(Connection).where(Connection.provider == "testoauth"))).one()
+            await apply_outcome(hub, session, conn, WebhookOutcome(records={"payment": [record, record]}))
+
+    changed = (await client.get("/v1/events?type=payment.changed", headers=tenant.headers)).json()
+    assert sorted(e["data"]["amount"] for e in changed) == ["9.50", "9.75"]
+
+
 async def test_an_event_the_database_cannot_hold_is_kept_as_failed_not_a_500(client, hub, tenant, database_url):
     await connect(client, tenant)
     # Valid JSON, but PostgreSQL's jsonb takes no \u0000; SQLite stores it as it is.
