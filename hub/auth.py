@@ -13,7 +13,7 @@ import inspect
 import secrets
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime, timedelta
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlencode
 
 import httpx
@@ -22,6 +22,9 @@ import msgspec
 from hub.errors import CredentialsRejected, ProviderError
 from hub.http import ProviderHttp
 from hub.types import AccountInfo, TokenSet
+
+if TYPE_CHECKING:
+    from hub.context import ConnectionContext
 
 
 def pkce_pair() -> tuple[str, str]:
@@ -103,6 +106,11 @@ class OAuth2:
         if response.status_code >= 400:
             raise ProviderError(f"{self.provider} refused to revoke the token (HTTP {response.status_code})")
 
+    async def on_disconnect(self, ctx: ConnectionContext) -> None:
+        """Undo at the provider what the plugin set up for this connection (a push channel, a callback), while
+        its grant still works: called when the tenant disconnects, before the grant is revoked. A failure
+        is logged and the disconnect goes on."""
+
     async def account_info(self, http: ProviderHttp, tokens: TokenSet, params: Mapping[str, str]) -> AccountInfo:
         """Who the tokens belong to. Override: the default can only use what the callback carried."""
         account = params.get("account_id") or params.get("realmId")
@@ -178,3 +186,6 @@ class ApiKeyAuth:
         if self._check_takes_tenant:
             return await self.check(http, credentials, tenant_id=tenant_id)
         return await self.check(http, credentials)
+
+    async def on_disconnect(self, ctx: ConnectionContext) -> None:
+        """As ``OAuth2.on_disconnect``: undo what the plugin set up for this connection, before revocation."""
