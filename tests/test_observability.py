@@ -99,7 +99,7 @@ async def test_each_log_line_of_a_request_carries_its_request_id_and_tenant_and_
 
     response = await client.post("/v1/connections/testoauth/actions/echo", json={"text": "hi"},
                                  headers={**tenant.headers, "X-Request-ID": "req-7f3a"})
-    logging.getLogger("hub.provider.testoauth").warning("sdk said: Authorization: Bearer %s", "sk_live_abcdef123456")
+    logging.getLogger("hub.provider.testoauth").warning("sdk said: Authorization: Bearer %s", "whsec_abcdef123456XYZ")
 
     assert response.headers["x-request-id"] == "req-7f3a"
     lines = log_lines()
@@ -108,7 +108,7 @@ async def test_each_log_line_of_a_request_carries_its_request_id_and_tenant_and_
     assert calls[-1]["request_id"] == "req-7f3a" and calls[-1]["tenant_id"] == str(tenant.id)
     assert calls[-1]["level"] == "info" and calls[-1]["logger"] == "hub.http"
     raw = json.dumps(lines)
-    assert "sk_live_abcdef123456" not in raw and tenant.key not in raw
+    assert "whsec_abcdef123456XYZ" not in raw and tenant.key not in raw
     assert any("Bearer [redacted]" in line["message"] for line in lines)
 
 
