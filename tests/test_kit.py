@@ -139,3 +139,9 @@ def test_a_receiver_with_the_wrong_secret_verifies_nothing():
         body = b"{}"
         httpx.post(receiver.url, content=body, headers=signed_headers([new_secret()], "m", int(time.time()), body))
     assert receiver.deliveries() == [] and len(receiver.unverified()) == 1
+
+
+@pytest.mark.only_on(database="sqlite", jobs=("embedded",))
+async def test_only_on_runs_just_the_variants_it_names(request, hub, jobs):
+    # Without the marker this test would also run on PostgreSQL and Redis (and fail there).
+    assert request.node.callspec.params == {"database_url": "sqlite", "jobs": "embedded"}

@@ -39,9 +39,42 @@ REDIS_URL = os.environ.get("HUB_TEST_REDIS_URL")
 IN_CI = os.environ.get("CI") == "true"
 
 
+ONLY_ON = {"database": "database_url", "jobs": "jobs"}
+"""``only_on`` keywords and the parametrised fixture each one narrows."""
+
+
 def pytest_configure(config) -> None:
     config.addinivalue_line("markers", "postgres: needs a real PostgreSQL (HUB_TEST_DATABASE_URL)")
     config.addinivalue_line("markers", "redis: needs a real Redis (HUB_TEST_REDIS_URL)")
+    config.addinivalue_line(
+        "markers", "only_on(database=None, jobs=None): run only these variants of the kit's matrix, e.g. "
+                   "only_on(database='sqlite', jobs='embedded'); a name or a tuple of names")
+
+
+def pytest_collection_modifyitems(config, items) -> None:
+    """Deselect the variants an ``only_on`` marker leaves out: a plugin's own tests need not run on every
+    database and broker the core is proven on, and each variant costs a migrated database."""
+    keep, drop = [], []
+    for item in items:
+        marker = item.get_closest_marker("only_on")
+        params = getattr(getattr(item, "callspec", None), "params", {})
+        (drop if marker and not _wanted(marker, params) else keep).append(item)
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        items[:] = keep
+
+
+def _wanted(marker, params: dict) -> bool:
+    unknown = set(marker.kwargs) - set(ONLY_ON)
+    if marker.args or unknown:
+        raise pytest.UsageError(f"only_on takes keywords {sorted(ONLY_ON)}, not {marker.args or sorted(unknown)}")
+    for keyword, fixture in ONLY_ON.items():
+        allowed = marker.kwargs.get(keyword)
+        if allowed is None or fixture not in params:
+            continue
+        if params[fixture] not in ((allowed,) if isinstance(allowed, str) else tuple(allowed)):
+            return False
+    return True
 
 
 def require_service(url: str | None, what: str) -> str:

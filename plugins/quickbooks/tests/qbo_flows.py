@@ -8,10 +8,26 @@ from hub.connections import connection_context, get_connection
 from hub.testing import connect_oauth, wait_for
 
 
-async def connect(client, tenant) -> dict:
+async def connect(client, tenant, *, settle: bool = False) -> dict:
+    """Connect through Intuit's consent; with ``settle`` (for tests with running workers that count requests),
+    switch the periodic reads off and wait until any the scheduler already started are done, so that none
+    races the test's own requests to the simulator."""
     outcome = await connect_oauth(client, tenant, "quickbooks")
     assert outcome["status"] == ["connected"], outcome
+    if settle:
+        off = {entity: {"enabled": False} for entity in ("payment", "account")}
+        response = await client.patch("/v1/connections/quickbooks", json={"sync_schedules": off},
+                                      headers=tenant.headers)
+        assert response.status_code == 200, response.text
+        await wait_for(lambda: idle(client, tenant))
     return (await client.get("/v1/connections/quickbooks", headers=tenant.headers)).json()
+
+
+async def idle(client, tenant) -> bool:
+    for status in ("queued", "running"):
+        if (await client.get(f"/v1/syncs?status={status}", headers=tenant.headers)).json():
+            return False
+    return True
 
 
 async def sync(client, tenant, entity: str, records: list[dict] | None = None, **extra) -> dict:

@@ -50,7 +50,7 @@ async def test_a_new_payment_is_linked_to_the_hub_invoice_and_received_once(clie
 
 
 async def test_payments_are_not_imported_when_the_setting_is_off(client, hub, tenant, qbo, jobs):
-    await connect(client, tenant)
+    await connect(client, tenant, settle=True)
     await run_sync(client, tenant, "invoice", [invoice(1, client=clients(1)[0])])
     qbo.state.make_payment((await mappings(client, tenant, "invoice"))["inv-1"])
     response = await client.patch("/v1/connections/quickbooks", json={"settings": {"import_payments": False}},

@@ -21,7 +21,7 @@ async def test_connect_names_the_company_from_company_info(client, hub, tenant, 
 
 
 async def test_clients_go_in_batches_of_30_and_an_unchanged_resync_sends_nothing(client, hub, tenant, qbo, jobs):
-    await connect(client, tenant)
+    await connect(client, tenant, settle=True)
 
     first = await run_sync(client, tenant, "client", clients(75))
 
