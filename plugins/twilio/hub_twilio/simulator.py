@@ -58,6 +58,8 @@ MAGIC_TO = {
     "+15005550004": (21610, "Attempt to send to unsubscribed recipient"),
     "+15005550009": (21614, "'To' number is not a valid mobile number"),
 }
+LOST = Response(599)
+"""A message created whose answer is lost on the way back."""
 OPT_OUT = {"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "REVOKE", "OPTOUT"}
 OPT_IN = {"START", "YES", "UNSTOP"}
 
@@ -128,6 +130,7 @@ class TwilioSimulator(Simulator):
         self.sent_by: dict[str, deque[float]] = {}
         self.auto_deliver = False
         self.callback_base: str | None = None
+        self.answers_to_lose = 0
         self.rate_limited = 0
         """How many message creations got 429 / 20429."""
         self.active = 0
@@ -150,6 +153,15 @@ class TwilioSimulator(Simulator):
         if fault.retry_after is not None:
             response.headers["Retry-After"] = fault.retry_after
         return response
+
+    def lose_next_answer(self) -> None:
+        """The next message created is kept, but its answer never comes back (the connection is reset)."""
+        with self.lock:
+            self.answers_to_lose += 1
+
+    def _answer(self, request: Request) -> Response | None:
+        response = super()._answer(request)
+        return None if response is LOST else response
 
     def handle(self, request: Request) -> Response:
         with self.lock:
@@ -260,6 +272,10 @@ class TwilioSimulator(Simulator):
                                 "created": created}
         if self.auto_deliver and first.get("StatusCallback"):
             threading.Thread(target=self._deliver_later, args=(sid,), daemon=True).start()
+        with self.lock:
+            if self.answers_to_lose:
+                self.answers_to_lose -= 1
+                return LOST
         return Response.json(message, 201)
 
     def _free_sender(self, pool: list[str], now: float) -> str | None:
