@@ -45,6 +45,9 @@ class Credentials(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
         if not self.auth_token and self.api_key_sid is None:
             raise ValueError("give auth_token, or api_key_sid and api_key_secret")
 
+    def __repr__(self) -> str:  # never let a token or secret reach a log through repr()
+        return f"Credentials(account_sid={self.account_sid!r}, api_key_sid={self.api_key_sid!r})"
+
     @property
     def login(self) -> tuple[str, str]:
         """What the REST API is called with: the API key when there is one."""

@@ -122,3 +122,11 @@ async def test_get_account_names_the_inbound_webhook_url(client, tenant):
     account = (await act(client, tenant, "get_account")).json()
     assert account["account_sid"] == ACCOUNT_SID
     assert account["inbound_webhook_url"].endswith(f"/v1/webhooks/twilio/{connection['id']}")
+
+
+def test_credentials_never_show_their_secrets():
+    from hub_twilio.config import Credentials
+
+    credentials = Credentials(account_sid=ACCOUNT_SID, auth_token=AUTH_TOKEN, api_key_sid=API_KEY_SID,
+                              api_key_secret=API_KEY_SECRET)
+    assert AUTH_TOKEN not in repr(credentials) and API_KEY_SECRET not in str(credentials)
