@@ -209,7 +209,11 @@ class TwilioSimulator(Simulator):
                 (a for a in self.accounts.values() if user in a.api_keys), None)
         secret = None if owner is None else owner.auth_token if user == owner.sid else owner.api_keys.get(user)
         if owner is None or secret is None or not hmac.compare_digest(secret, password):
-            return error(401, 20003, "Authenticate")
+            response = error(401, 20003, "Authentication Error - invalid username")
+            response.body = json.dumps({**json.loads(response.body),
+                                        "detail": "Your AccountSid or AuthToken was incorrect."}).encode()
+            response.headers["WWW-Authenticate"] = 'Basic realm="Twilio API"'
+            return response
         if account is None or account is not owner:
             return error(404, 20404, f"The requested resource {request.path} was not found")
         return account
