@@ -24,8 +24,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import email.utils
+import functools
 import logging
 import random
+import ssl
 import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
@@ -33,6 +35,7 @@ from typing import Any
 
 import httpx
 
+from hub.metrics import PROVIDER_REQUESTS, PROVIDER_RETRIES, PROVIDER_SECONDS
 from hub.throttle import InProcessThrottle, Throttle
 from hub.types import RateLimit
 
@@ -47,6 +50,13 @@ NEVER_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 MAYBE_PROCESSED = (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError)
 """Sent, but no answer came back: retried only when the request is idempotent."""
 SEND_KWARGS = ("auth", "follow_redirects")
+
+
+@functools.cache
+def tls_context(trust_env: bool = True) -> ssl.SSLContext:
+    """One verifying TLS context per process (and ``trust_env``): loading the CA bundle takes about 0.1 s,
+    which every new client would otherwise pay again."""
+    return httpx.create_ssl_context(trust_env=trust_env)
 
 
 def is_idempotent(request: httpx.Request, idempotent: bool | None) -> bool:
@@ -87,7 +97,10 @@ def log_attempt(
     method: str, host: str | None, path: str, status: int | str, started: float, attempt: int,
     provider: str | None, connection: str | None,
 ) -> None:
-    duration_ms = round((time.perf_counter() - started) * 1000, 1)
+    elapsed = time.perf_counter() - started
+    duration_ms = round(elapsed * 1000, 1)
+    PROVIDER_REQUESTS.labels(provider or "unknown", str(status)).inc()
+    PROVIDER_SECONDS.labels(provider or "unknown").observe(elapsed)
     log.info(
         "%s %s%s %s %.1fms attempt=%d provider=%s connection=%s",
         method, host or "(sdk)", path, status, duration_ms, attempt, provider, connection,
@@ -109,7 +122,8 @@ class ProviderHttp:
         backoff_max: float = 30.0,
         sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
     ) -> None:
-        self._client = client or httpx.AsyncClient(timeout=DEFAULT_TIMEOUT, follow_redirects=False)
+        self._client = client or httpx.AsyncClient(timeout=DEFAULT_TIMEOUT, follow_redirects=False,
+                                                   verify=tls_context())
         self._throttle = throttle or InProcessThrottle()
         self._max_attempts = max_attempts
         self._backoff_base = backoff_base
@@ -177,6 +191,7 @@ class ProviderHttp:
                 delay = self.backoff(attempt) if asked is None else asked
                 reason = str(status)
                 await response.aclose()
+            PROVIDER_RETRIES.labels(provider or "unknown", reason).inc()
             log.info(
                 "retrying %s %s%s after %s in %.2fs (attempt %d of %d)",
                 request.method, host, path, reason, delay, attempt + 1, self._max_attempts,

@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import bisect
 import logging
-import os
 import socket
 import subprocess
 import sys
@@ -28,7 +27,7 @@ import pytest
 from hub.http import ProviderHttp
 from hub.throttle import InProcessThrottle, RedisThrottle, create_throttle
 from hub.types import RateLimit
-from tests.conftest import require_service
+from tests.conftest import REDIS_URL, require_service
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -143,7 +142,7 @@ async def make_http(provider):
 
 @pytest.fixture
 def redis_url() -> str:
-    return require_service(os.environ.get("HUB_TEST_REDIS_URL"), "Redis (HUB_TEST_REDIS_URL)")
+    return require_service(REDIS_URL, "Redis (HUB_TEST_REDIS_URL)")
 
 
 @pytest.fixture
@@ -203,7 +202,9 @@ async def test_throttle_holds_rate_and_concurrency_at_the_provider(provider, mak
           f"{elapsed:.2f} s for 200")
     assert busiest <= 20
     assert provider.max_in_flight <= 3
-    assert 9.0 <= elapsed < 13.0  # the 181st request cannot start before 9 s; the limit is used, not wasted
+    # The 181st request cannot start before 9 s; the upper bound (generous for a loaded CI machine running
+    # tests in parallel) says the limit is used, not wasted.
+    assert 9.0 <= elapsed < 20.0
 
 
 async def test_every_declared_limit_applies(new_throttle):
@@ -245,7 +246,7 @@ async def test_a_scoped_limit_holds_only_its_requests_which_also_count_against_t
         if isinstance(throttle, RedisThrottle):
             await throttle.aclose()
     plain = sorted(starts[f"plain-{n}"] for n in (1, 2, 3))  # on Redis they race: which one waits is chance
-    assert max(starts["batch-1"], starts["batch-2"], plain[0], plain[1]) < 0.2
+    assert max(starts["batch-1"], starts["batch-2"], plain[0], plain[1]) < 0.45  # at once, not a window later
     assert starts["batch-3"] >= 0.5  # 2 batch requests per 0.5 s
     assert plain[2] >= 0.5  # the two batch requests count against the 4 per 0.5 s
 
