@@ -19,7 +19,7 @@ import msgspec
 from twilio.base.exceptions import TwilioRestException
 from twilio.rest import Client
 
-from hub import ConnectionContext, HubError, OutboundItem, ProviderError, PushResult, ValidationFailed
+from hub import ConnectionContext, HubError, NewEvent, OutboundItem, ProviderError, PushResult, ValidationFailed
 from hub_twilio.client import RecipientOptedOut, TwilioFailed, refusal, sdk_client
 from hub_twilio.config import E164, Credentials, TwilioSettings, send_scope
 
@@ -58,6 +58,19 @@ class SmsMessage(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
         if not self.id or len(self.id) > 255:
             raise ValueError("id is 1 to 255 characters")
         check_message(self.to, self.body, self.media_urls)
+
+
+async def remember_opt_out(ctx: ConnectionContext, number: str) -> None:
+    """Twilio says the number opted out (21610) where the hub did not know: it goes on the tenant's list."""
+    now = ctx.now().isoformat()
+
+    def change(current: dict[str, Any] | None) -> tuple[dict[str, Any] | None, list[NewEvent]]:
+        if current is not None:
+            return None, []
+        return ({"phone_number": number, "keyword": "twilio:21610", "opted_out_at": now, "message_sid": None},
+                [NewEvent(type="sms.opted_out", data={"phone_number": number, "keyword": "twilio:21610"})])
+
+    await ctx.update_record(OPT_OUTS, number, change)
 
 
 class Sent(msgspec.Struct, kw_only=True):
@@ -113,7 +126,10 @@ class Sender:
             message = await client.messages.create_async(**params)
         except TwilioRestException as exc:
             if exc.status < 500:
-                raise refusal(exc, "message send", to) from None
+                error = refusal(exc, "message send", to)
+                if isinstance(error, RecipientOptedOut):
+                    await remember_opt_out(ctx, to)
+                raise error from None
             found = await self._find(client, to, body, started)
             if found is None:
                 raise TwilioFailed(exc, "message send") from None

@@ -134,18 +134,27 @@ def received(params: dict[str, Any], sid: str, now: str) -> WebhookOutcome:
     return outcome
 
 
-async def status(ctx: ConnectionContext, params: dict[str, Any], sid: str, now: str) -> WebhookOutcome:
+async def status(ctx: ConnectionContext, params: dict[str, Any], sid: str, now: str) -> None:
+    """The message's record moves to its furthest status, read and written in one turn (``update_record``):
+    two callbacks handled at once by two workers cannot undo each other, and a callback handled again
+    (its job retried) records nothing twice."""
     new = str(params.get("MessageStatus") or params.get("SmsStatus"))
     error_code = params.get("ErrorCode") or None
-    known = (await ctx.records(MESSAGES, [sid])).get(sid, {})
-    current = known.get("status")
-    furthest = current if current is not None and (
-        current in FINAL or STATUS_ORDER.get(current, -1) > STATUS_ORDER.get(new, -1)) else new
-    record = {**known, "sid": sid, "direction": known.get("direction", "outbound"),
-              "from": params.get("From") or known.get("from"), "to": params.get("To") or known.get("to"),
-              "status": furthest, "updated_at": now}
-    if error_code is not None:
-        record["error_code"] = str(error_code)
-    return WebhookOutcome(records={MESSAGES: [InboundRecord(external_id=sid, data=record)]},
-                          events=[NewEvent(type="sms.status", data={
-                              "sid": sid, "to": record["to"], "status": new, "error_code": error_code})])
+
+    def change(known: dict[str, Any] | None) -> tuple[dict[str, Any] | None, list[NewEvent]]:
+        known = known or {}
+        seen = list(known.get("statuses_seen", []))
+        if new in seen:
+            return None, []
+        current = known.get("status")
+        furthest = current if current is not None and (
+            current in FINAL or STATUS_ORDER.get(current, -1) > STATUS_ORDER.get(new, -1)) else new
+        record = {**known, "sid": sid, "direction": known.get("direction", "outbound"),
+                  "from": params.get("From") or known.get("from"), "to": params.get("To") or known.get("to"),
+                  "status": furthest, "statuses_seen": [*seen, new], "updated_at": now}
+        if error_code is not None:
+            record["error_code"] = str(error_code)
+        return record, [NewEvent(type="sms.status", data={
+            "sid": sid, "to": record["to"], "status": new, "error_code": error_code})]
+
+    await ctx.update_record(MESSAGES, sid, change)

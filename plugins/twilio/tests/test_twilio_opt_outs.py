@@ -78,3 +78,7 @@ async def test_twilios_21610_is_the_same_opted_out_error_and_21211_a_clear_422(c
     assert invalid.status_code == 422, invalid.text
     assert invalid.json()["error"]["code"] == "invalid_recipient" and "21211" in invalid.json()["error"]["message"]
     assert [e.status for e in simulator.logged(lambda r: r.method == "POST")] == [400, 400]
+    assert await opt_outs(client, tenant) == ["+14155550177"], "Twilio's opt-out did not reach the tenant's list"
+    again = await act(client, tenant, "send_sms", to="+14155550177", body="Hello")
+    assert again.json()["error"]["code"] == "recipient_opted_out"
+    assert simulator.message_creations() == 2, "the hub asked Twilio again after its 21610"
