@@ -17,7 +17,7 @@ from hub.context import ConnectionContext
 from hub.db.models import Connection, Tenant, utcnow
 from hub.errors import Conflict, HubError, NotConnected, NotFound, ProviderError, ValidationFailed
 from hub.tokens import store_tokens
-from hub.types import AccountInfo, ProviderInfo, TokenSet
+from hub.types import AccountInfo, ProviderInfo, RateLimit, TokenSet
 
 if TYPE_CHECKING:
     from hub.runtime import Hub
@@ -214,6 +214,13 @@ async def disconnect(hub: Hub, session: AsyncSession, conn: Connection) -> bool:
     return revoked
 
 
+def connection_limits(info: ProviderInfo, settings: Any) -> tuple[RateLimit, ...]:
+    """The provider's declared limits and those its connection's settings add."""
+    if info.connection_rate_limits is None:
+        return info.rate_limits
+    return info.rate_limits + tuple(info.connection_rate_limits(settings))
+
+
 async def connection_context(hub: Hub, session: AsyncSession, conn: Connection, *, pending_ok: bool = False
                              ) -> ConnectionContext:
     """The connection for a plugin's code; only a connected one, or also a pending one with ``pending_ok``
@@ -230,7 +237,7 @@ async def connection_context(hub: Hub, session: AsyncSession, conn: Connection, 
         account_id=conn.external_account_id, account_name=conn.external_account_name,
         metadata=dict(conn.metadata_), settings=settings,
         timezone=(tenant.settings.get("timezone") if tenant else None) or "UTC",
-        http=hub.http.for_connection(conn.provider, conn.id, info.rate_limits),
+        http=hub.http.for_connection(conn.provider, conn.id, connection_limits(info, settings)),
         log=logging.getLogger(f"hub.provider.{conn.provider}"),
         _hub=hub, _credentials=conn.credentials_enc,
     )

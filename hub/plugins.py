@@ -100,6 +100,10 @@ class Registry:
             except (msgspec.ValidationError, ValueError, TypeError) as exc:
                 raise PluginError(f"provider {info.slug!r}: its settings type must build from no settings "
                                   f"(give every field a default): {exc}") from None
+        for name in info.record_lists:
+            if not _SLUG.match(name.replace("-", "_")) or name in _CONNECTION_PATHS:
+                raise PluginError(f"provider {info.slug!r}: record list {name!r} must be a lower-case name "
+                                  f"(letters, digits, - and _) other than {', '.join(sorted(_CONNECTION_PATHS))}")
         previous = self._owners.get(("provider", info.slug))
         self._put(self.providers, "provider", info.slug, info, plugin, replace)
         if previous is not None and previous != plugin:
@@ -165,6 +169,8 @@ _REGISTRATION_HOOKS = (
     ("hub_register_actions", "add_action"),
 )
 _SLUG = re.compile(r"^[a-z][a-z0-9_]{1,39}$")
+_CONNECTION_PATHS = frozenset({"authorize", "actions", "syncs", "mappings"})
+"""Paths under /v1/connections/{provider}/ the core serves itself: no record list may take their name."""
 
 
 class _Staging:

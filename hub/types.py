@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
@@ -42,6 +43,13 @@ class ProviderInfo:
     settings: type[msgspec.Struct] | None = None
     webhooks: bool = False
     rate_limits: tuple[RateLimit, ...] = ()
+    connection_rate_limits: Callable[[Any], tuple[RateLimit, ...]] | None = None
+    """Limits that depend on a connection's settings, added to ``rate_limits`` for that connection: called
+    with the connection's settings (the ``settings`` Struct) whenever its context is made. Twilio: each
+    sender's messages per second, which differ between a long code, a toll-free number and a short code."""
+    record_lists: Mapping[str, str] = field(default_factory=dict)
+    """Name -> entity: ``GET /v1/connections/{slug}/{name}`` lists the connection's current (not deleted)
+    records of that entity, as its webhooks or reads stored them (Twilio: ``opt-outs`` -> ``opt_out``)."""
     docs_url: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 

@@ -12,7 +12,7 @@ from sqlalchemy import select
 from hub.api.deps import Db, HubDep, TenantId
 from hub.connections import get_connection
 from hub.db.models import EntityMapping, Job, Record, SyncRun, SyncRunItem
-from hub.errors import InvalidRequest
+from hub.errors import InvalidRequest, NotFound
 from hub.events import EventOut, event_out, list_events
 from hub.jobs import outbox
 from hub.jobs.schemas import JobOut, job_out
@@ -107,6 +107,21 @@ class SyncController(Controller):
         )).all()
         items: list[RecordOut] = [record_out(r) for r in rows]
         return Page(items=items, next_cursor=str(rows[-1].seq) if rows else cursor)
+
+    @get("/connections/{provider:str}/{listing:str}",
+         summary="A list the provider declares over its records (Twilio's opt-outs), in change order")
+    async def record_list(self, hub: HubDep, db: Db, tenant_id: TenantId, provider: FromPath[str],
+                          listing: FromPath[str], cursor: FromQuery[str | None] = None, limit: Limit = 100) -> Page:
+        info = hub.registry.provider(provider)
+        entity = info.record_lists.get(listing) if info is not None else None
+        if entity is None:
+            raise NotFound(f"{provider} has no list {listing!r}", code="list_not_found")
+        conn = await get_connection(db, tenant_id, provider)
+        rows = (await db.scalars(
+            select(Record).where(Record.connection_id == conn.id, Record.entity == entity, Record.deleted.is_(False),
+                                 Record.seq > _int_cursor(cursor)).order_by(Record.seq).limit(limit)
+        )).all()
+        return Page(items=[record_out(r) for r in rows], next_cursor=str(rows[-1].seq) if len(rows) == limit else None)
 
     @get("/events", summary="The tenant's events, in order")
     async def events(self, db: Db, tenant_id: TenantId, after: FromQuery[str | None] = None,

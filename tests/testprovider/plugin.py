@@ -83,6 +83,7 @@ def hub_register_providers(register):
     register(ProviderInfo(
         slug="testoauth", title="Test OAuth", category="testing", auth_kind="oauth2", scopes=("read", "write"),
         settings=OAuthSettings, webhooks=True, rate_limits=(RateLimit(10, 1.0, concurrency=3),),
+        record_lists={"payments": "payment"},
         description="The core's test provider: OAuth2 with PKCE, clients out, payments in.",
         docs_url="https://github.com/integration-hub/hub/tree/main/tests/testprovider",
     ))

@@ -1,0 +1,1 @@
+"""Twilio for the integration hub."""
