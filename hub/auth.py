@@ -102,6 +102,11 @@ class OAuth2:
         if response.status_code >= 400:
             raise ProviderError(f"{self.provider} refused to revoke the token (HTTP {response.status_code})")
 
+    async def disconnecting(self, ctx: Any) -> None:
+        """Called with the connection's ``ConnectionContext`` when a tenant disconnects, before the tokens
+        are revoked and wiped: override to undo what the plugin set up at the provider (a push channel, a
+        webhook subscription). A failure is logged and the disconnect goes on."""
+
     async def account_info(self, http: ProviderHttp, tokens: TokenSet, params: Mapping[str, str]) -> AccountInfo:
         """Who the tokens belong to. Override: the default can only use what the callback carried."""
         account = params.get("account_id") or params.get("realmId")
@@ -169,3 +174,6 @@ class ApiKeyAuth:
         self.fields = fields
         self.check = check
         self.revoke = revoke
+
+    async def disconnecting(self, ctx: Any) -> None:
+        """As ``OAuth2.disconnecting``: called before the credentials are wiped on disconnect."""

@@ -174,8 +174,15 @@ async def disconnect(hub: Hub, session: AsyncSession, conn: Connection) -> bool:
     Returns whether the provider confirmed the revocation."""
     strategy = hub.registry.auth.get(conn.provider)
     revoked = False
+    ctx = await connection_context(hub, session, conn) if conn.status == "connected" else None
     # Hold no transaction while the provider is called (on SQLite it would hold the write lock).
     await session.commit()
+    if ctx is not None and isinstance(strategy, OAuth2 | ApiKeyAuth):
+        try:  # the plugin undoes what it set up at the provider (a push channel) while its tokens still work
+            await strategy.disconnecting(ctx)
+        except Exception as exc:
+            log.warning("connection %s: %s's clean-up before disconnecting failed (%s)", conn.id, conn.provider,
+                        type(exc).__name__)
     try:
         if isinstance(strategy, OAuth2) and strategy.revoke_url and conn.access_token_enc:
             refresh = conn.refresh_token_enc

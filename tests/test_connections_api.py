@@ -76,6 +76,23 @@ async def test_disconnect_revokes_wipes_secrets_and_keeps_the_row(client, hub, t
     assert action.status_code == 409 and action.json()["error"]["code"] == "not_connected"
 
 
+async def test_disconnect_lets_the_plugin_clean_up_with_a_working_token_before_revoking(
+        client, hub, tenant, provider, monkeypatch):
+    await connect(client, tenant)
+    seen = []
+
+    async def disconnecting(ctx):
+        seen.append((ctx.provider, await ctx.access_token(), list(provider.state.revoked)))
+        raise RuntimeError("the provider is down")  # logged; the disconnect goes on
+
+    monkeypatch.setattr(hub.registry.auth["testoauth"], "disconnecting", disconnecting)
+    response = await client.delete("/v1/connections/testoauth", headers=tenant.headers)
+    assert response.status_code == 200 and response.json()["connection"]["status"] == "disconnected"
+    ((provider_slug, token, revoked_then),) = seen
+    assert provider_slug == "testoauth" and token and revoked_then == []
+    assert provider.state.revoked, "the tokens were still revoked after the clean-up"
+
+
 async def test_disconnect_still_wipes_secrets_when_revocation_fails(client, hub, tenant, provider):
     await connect(client, tenant)
     provider.__exit__()
