@@ -29,6 +29,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     """Let webhook endpoints point at private, loopback or link-local addresses (tests, a closed network)."""
     webhook_timeout_seconds: float = 15.0
     """An endpoint that has not answered 2xx within this is a failed attempt."""
+    files_dir: Path | None = None
+    """Where hub files' contents live (default ``<home>/files``); every API and worker process must see it."""
+    max_file_bytes: int = 104_857_600
+    """The largest file a tenant can upload through ``POST /v1/files``."""
     environ: Mapping[str, str] = msgspec.field(default_factory=dict)
     """The whole environment, for plugins that read their own variables (client ids, secrets)."""
 
@@ -54,6 +58,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             tick_seconds=float(env.get("HUB_TICK_SECONDS") or 1.0),
             allow_private_webhook_urls=env.get("HUB_ALLOW_PRIVATE_WEBHOOK_URLS", "").lower() in ("1", "true", "yes"),
             webhook_timeout_seconds=float(env.get("HUB_WEBHOOK_TIMEOUT_SECONDS") or 15.0),
+            files_dir=Path(env["HUB_FILES_DIR"]) if env.get("HUB_FILES_DIR") else None,
+            max_file_bytes=int(env.get("HUB_MAX_FILE_BYTES") or 104_857_600),
             environ=env,
         )
 
@@ -66,6 +72,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
         if self.database_url:
             return self.database_url
         return f"sqlite+aiosqlite:///{(self.home / 'hub.db').resolve()}"
+
+    @property
+    def resolved_files_dir(self) -> Path:
+        return self.files_dir or self.home / "files"
 
     @property
     def is_embedded_database(self) -> bool:

@@ -18,6 +18,7 @@ from hub.tokens import valid_access_token
 
 if TYPE_CHECKING:
     from hub.config import Settings
+    from hub.files import TenantFiles
     from hub.handlers import PushResult
     from hub.runtime import Hub
 
@@ -39,6 +40,11 @@ class ConnectionContext:
     log: logging.Logger
     _hub: Hub = field(repr=False)
     _credentials: str | None = field(default=None, repr=False)
+
+    @property
+    def files(self) -> TenantFiles:
+        """The tenant's files (``hub.files``): store what the provider returns, read what the tenant uploaded."""
+        return self._hub.tenant_files(self.tenant_id)
 
     @property
     def webhook_url(self) -> str:
@@ -115,6 +121,11 @@ class EventContext:
     tenant_id: uuid.UUID
     config: Settings
     _hub: Hub = field(repr=False)
+
+    @property
+    def files(self) -> TenantFiles:
+        """The tenant's files, as ``ConnectionContext.files``."""
+        return self._hub.tenant_files(self.tenant_id)
 
     async def connection(self, provider: str) -> ConnectionContext | None:
         """The tenant's connected ``provider`` connection, or None when it has none that is connected."""

@@ -16,6 +16,7 @@ from hub.config import Settings
 from hub.db.engine import create_engine, create_sessionmaker
 from hub.db.models import utcnow
 from hub.db.tenancy import scope_to_tenant
+from hub.files import FileStore, TenantFiles
 from hub.home import ensure_home, new_token, read_or_create_secret
 from hub.http import ProviderHttp
 from hub.plugins import Registry, load_plugins
@@ -69,6 +70,11 @@ class Hub:
             self.webhooks = Outbound(self.settings)
         self.webhook_intake = Intake(self)
         """Stores received webhooks, many requests to a transaction (group commit)."""
+        self.files = FileStore(self.settings.resolved_files_dir)
+        """Where tenants' files keep their bytes (``hub.files``)."""
+
+    def tenant_files(self, tenant_id: uuid.UUID) -> TenantFiles:
+        return TenantFiles(self, tenant_id)
 
     @classmethod
     def create(

@@ -13,7 +13,18 @@ from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme
 
 from hub import __version__
-from hub.api import admin, connections, health, oauth, providers, syncs, tenant, webhook_endpoints, webhooks_in
+from hub.api import (
+    admin,
+    connections,
+    files,
+    health,
+    oauth,
+    providers,
+    syncs,
+    tenant,
+    webhook_endpoints,
+    webhooks_in,
+)
 from hub.api.deps import provide_admin_db, provide_hub, provide_tenant_db, provide_tenant_id, require_admin
 from hub.api.errors import EXCEPTION_HANDLERS
 from hub.db.migrate import upgrade_async
@@ -56,6 +67,7 @@ def create_app(
             # records to push can be many: this router's body limit is the larger one
             Router(path="/", route_handlers=[syncs.SyncController],
                    request_max_body_size=hub.settings.max_sync_body_bytes),
+            Router(path="/", route_handlers=[files.FileController], request_max_body_size=hub.settings.max_file_bytes),
         ],
         dependencies={"tenant_id": Provide(provide_tenant_id), "db": Provide(provide_tenant_db)},
         security=[{"apiKey": []}],

@@ -374,6 +374,21 @@ class WebhookAttempt(TenantOwned, Base):
     """The first 2 KB of the endpoint's answer."""
 
 
+class File(TenantOwned, Base):
+    """A tenant's file (a signed contract, an uploaded document). The row names it; the bytes live in the
+    hub's file store (``hub.files``), one blob per version, at ``{tenant}/{id}/{sha256}``."""
+
+    __tablename__ = "files"
+    __table_args__ = (Index("uq_files_tenant_path", "tenant_id", "path", unique=True),)
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    path: Mapped[str] = mapped_column(String(1024))
+    content_type: Mapped[str] = mapped_column(String(255))
+    size: Mapped[int] = mapped_column(BigInteger)
+    sha256: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
 class Counter(Base):
     """Monotonic counters (change cursors). ``UPDATE ... RETURNING`` hands out ranges on both backends."""
 
