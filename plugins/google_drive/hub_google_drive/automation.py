@@ -36,8 +36,8 @@ async def file_signed_envelope(event, context) -> None:
     if ctx is None or not ctx.settings.file_signed_envelopes:
         return
     try:
-        stored = await ctx.files.get(_uuid(data["file_id"]))
-    except (HubError, ValueError):
+        stored = await ctx.files.get(data["file_id"])
+    except HubError:
         log.warning("event %s: the signed file %s is not the tenant's; nothing filed", event.id, data["file_id"])
         return
     document = {"id": f"esign:{data['envelope_id']}", "job_id": str(data["job_id"]), "name": _name(data),
@@ -53,8 +53,3 @@ async def file_signed_envelope(event, context) -> None:
     log.info("event %s: envelope %s's signed PDF is Drive file %s (%s)", event.id, data["envelope_id"],
              result.external_id, result.outcome)
 
-
-def _uuid(value):
-    import uuid
-
-    return value if isinstance(value, uuid.UUID) else uuid.UUID(str(value))

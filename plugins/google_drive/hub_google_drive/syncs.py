@@ -22,6 +22,7 @@ import binascii
 import hashlib
 import io
 import logging
+import os
 from collections.abc import Sequence
 from typing import IO, Any
 
@@ -152,15 +153,13 @@ async def document_content(ctx, document: Document) -> tuple[IO[bytes], int]:
 
 async def open_hub_file(ctx, file_id: str) -> tuple[IO[bytes], int]:
     """A hub file (``ctx.files``), opened for chunked reading; ``LookupError`` when the tenant has no such file."""
-    import uuid
-
     from hub import NotFound
 
     try:
-        stored = await ctx.files.get(uuid.UUID(str(file_id)))
-    except (NotFound, ValueError):
+        stream = await ctx.files.open(file_id)
+    except NotFound:
         raise LookupError(f"no hub file {file_id}") from None
-    return ctx.files.open(stored.id), stored.size
+    return stream, os.fstat(stream.fileno()).st_size
 
 
 async def upload(drive: Drive, *, name: str, mime_type: str, stream: IO[bytes], size: int,
