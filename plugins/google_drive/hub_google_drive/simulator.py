@@ -178,6 +178,8 @@ class GoogleDriveSimulator(Simulator):
         self.channels: dict[str, Channel] = {}
         self.outbox: list[tuple[str, dict[str, str], bytes]] = []
         self._interrupt: tuple[int, int] | None = None
+        self.channel_max_seconds = CHANNEL_MAX_SECONDS
+        """Drive caps a changes channel at a week; lower it to see the hub renew channels."""
 
     # -- helpers for tests -------------------------------------------------------------------------------
     def add_file(self, name: str, content: bytes = b"", *, mime_type: str = "application/pdf",
@@ -643,9 +645,10 @@ class GoogleDriveSimulator(Simulator):
         if body["id"] in self.channels:
             return google_error(400, f"Channel id {body['id']} not unique", "channelIdNotUnique")
         now_ms = int(time.time() * 1000)
-        asked = int(body.get("expiration") or now_ms + CHANNEL_MAX_SECONDS * 1000)
+        longest = now_ms + self.channel_max_seconds * 1000
+        asked = int(body.get("expiration") or longest)
         channel = Channel(id=body["id"], resource_id=secrets.token_urlsafe(20), address=body["address"],
-                          token=body.get("token"), expiration_ms=min(asked, now_ms + CHANNEL_MAX_SECONDS * 1000),
+                          token=body.get("token"), expiration_ms=min(asked, longest),
                           page_token=token)
         self.channels[channel.id] = channel
         self._notify(channel, "sync")
