@@ -8,7 +8,8 @@ jitter, Retry-After honoured, each connection throttled to its provider's declar
 What is retried:
 
 - connect errors: the request never left, so it is always safe;
-- 429: the provider did not process the request;
+- 429, and what the caller's ``rate_limited(response)`` says is the provider's own way of saying "slow
+  down" (Google answers some rate limits with 403): the provider did not process the request;
 - 500/502/503/504 and read timeouts or dropped connections, only when the request is idempotent: GET,
   HEAD, OPTIONS, PUT, DELETE, or one carrying an idempotency key (an ``Idempotency-Key`` header, as
   Stripe takes, or a ``requestid`` query parameter, as QuickBooks takes), or ``idempotent=True``.
@@ -144,6 +145,7 @@ class ProviderHttp:
         connection_id: Any = None,
         rate_limits: tuple[RateLimit, ...] = (),
         idempotent: bool | None = None,
+        rate_limited: Callable[[httpx.Response], bool] | None = None,
         **httpx_kwargs: Any,
     ) -> httpx.Response:
         send_kwargs = {name: httpx_kwargs.pop(name) for name in SEND_KWARGS if name in httpx_kwargs}
@@ -169,9 +171,10 @@ class ProviderHttp:
             else:
                 status = response.status_code
                 log_attempt(request.method, host, path, status, started, attempt, provider, connection)
-                if last or not (status == 429 or (safe_to_repeat and status in RETRY_STATUSES_IF_IDEMPOTENT)):
+                throttled = status == 429 or (rate_limited is not None and status != 200 and rate_limited(response))
+                if last or not (throttled or (safe_to_repeat and status in RETRY_STATUSES_IF_IDEMPOTENT)):
                     return response
-                asked = retry_after(response) if status in (429, 503) else None
+                asked = retry_after(response) if throttled or status == 503 else None
                 if asked is not None and asked > MAX_RETRY_AFTER:
                     return response
                 delay = self.backoff(attempt) if asked is None else asked
@@ -210,14 +213,15 @@ class ConnectionHttp:
 
     async def request(
         self, method: str, url: str | httpx.URL, *, idempotent: bool | None = None, provider: str | None = None,
-        scope: str | None = None, **httpx_kwargs: Any,
+        scope: str | None = None, rate_limited: Callable[[httpx.Response], bool] | None = None, **httpx_kwargs: Any,
     ) -> httpx.Response:
         """``scope`` names a kind of request with limits of its own (``RateLimit(scope=...)``), such as
-        QuickBooks' batch requests. ``provider`` is accepted for code written against ``ProviderHttp`` and
-        ignored."""
+        QuickBooks' batch requests. ``rate_limited(response)`` says which other answers are the provider's
+        "slow down" (Google's 403 ``userRateLimitExceeded``): they are retried like a 429. ``provider`` is
+        accepted for code written against ``ProviderHttp`` and ignored."""
         return await self._http.request(
             method, url, provider=self.provider, connection_id=self.connection_id, rate_limits=self.limits(scope),
-            idempotent=idempotent, **httpx_kwargs,
+            idempotent=idempotent, rate_limited=rate_limited, **httpx_kwargs,
         )
 
     def slot(self) -> contextlib.AbstractAsyncContextManager[None]:

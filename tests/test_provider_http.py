@@ -526,3 +526,19 @@ async def test_call_sdk_runs_blocking_calls_in_threads_inside_the_throttle_and_l
                                                                             str(connection))]
     )
     assert records[-1].getMessage().startswith("POST (sdk)/v1/charges 402 ")
+
+
+async def test_an_answer_the_caller_calls_rate_limited_is_retried_like_a_429(provider, make_http):
+    """Google says "slow down" with 403 ``userRateLimitExceeded``; a 403 that is a refusal comes straight back."""
+    def google_rate_limit(response):
+        return response.status_code == 403 and response.headers.get("x-reason") == "userRateLimitExceeded"
+
+    sleeps = Sleeps()
+    provider.answer((403, {"X-Reason": "userRateLimitExceeded", "Retry-After": "1"}),
+                    (403, {"X-Reason": "userRateLimitExceeded"}))
+    response = await make_http(sleep=sleeps).request("POST", f"{provider.url}/files", rate_limited=google_rate_limit)
+    assert response.status_code == 200 and len(provider.arrivals) == 3
+    assert sleeps[0] == 1.0 and len(sleeps) == 2
+    provider.answer((403, {"X-Reason": "insufficientPermissions"}))
+    refused = await make_http(sleep=Sleeps()).request("GET", f"{provider.url}/x", rate_limited=google_rate_limit)
+    assert refused.status_code == 403 and len(provider.arrivals) == 4
