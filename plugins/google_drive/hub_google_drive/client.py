@@ -86,6 +86,14 @@ class Drive:
         return await self._execute("rename the file", lambda s: s.files().update(
             fileId=file_id, body={"name": name}, fields=FILE_FIELDS, supportsAllDrives=True))
 
+    async def find_job_folder(self, job_id: str) -> dict[str, Any] | None:
+        """The folder made for this job before (``appProperties.hub_job_id``), if any."""
+        query = (f"appProperties has {{ key='hub_job_id' and value='{job_id.replace(chr(39), '')}' }} "
+                 f"and mimeType = '{FOLDER_MIME}' and trashed = false")
+        body = await self._execute("look for the job's folder", lambda s: s.files().list(
+            q=query, pageSize=1, fields="files(id,name,webViewLink)"))
+        return (body.get("files") or [None])[0]
+
     async def get(self, file_id: str) -> dict[str, Any]:
         return await self._execute("read the file", lambda s: s.files().get(
             fileId=file_id, fields=FILE_FIELDS, supportsAllDrives=True))

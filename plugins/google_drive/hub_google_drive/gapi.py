@@ -27,6 +27,7 @@ from google.oauth2.credentials import Credentials
 from googleapiclient.discovery import build
 
 Send = Callable[..., Awaitable[httpx.Response]]
+RATE_LIMIT_REASONS = frozenset({"userRateLimitExceeded", "rateLimitExceeded"})
 """``ctx.http.request`` (or ``ProviderHttp.request`` bound to the provider, during the connect flow)."""
 
 logging.getLogger("googleapiclient.discovery_cache").setLevel(logging.ERROR)
@@ -43,6 +44,18 @@ class _Unbound:
 def drive_service(api_root: str):
     return build("drive", "v3", http=_Unbound(), static_discovery=True, cache_discovery=False,
                  client_options={"api_endpoint": api_root})
+
+
+def google_rate_limited(response: httpx.Response) -> bool:
+    """Google says "slow down" with 403 as well as 429: ``{"error": {"errors": [{"reason":
+    "userRateLimitExceeded"}]}}``. The hub's client retries those like a 429."""
+    if response.status_code != 403:
+        return False
+    try:
+        errors = response.json()["error"]["errors"]
+    except (ValueError, KeyError, TypeError):
+        return False
+    return any(isinstance(e, dict) and e.get("reason") in RATE_LIMIT_REASONS for e in errors)
 
 
 class HubHttp:
@@ -69,7 +82,8 @@ class HubHttp:
         # session how much arrived (an empty PUT with ``bytes */size``) and goes on from there.
         idempotent = False if method == "PUT" and content_range and not content_range.startswith("bytes */") else None
         future = asyncio.run_coroutine_threadsafe(
-            self._send(method, self._same_scheme(uri), content=body, headers=headers, idempotent=idempotent),
+            self._send(method, self._same_scheme(uri), content=body, headers=headers, idempotent=idempotent,
+                       rate_limited=google_rate_limited),
             self._loop)
         response = future.result()
         info = {k.lower(): v for k, v in response.headers.items()}

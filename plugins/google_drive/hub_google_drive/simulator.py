@@ -22,8 +22,10 @@ It follows Google's documented behaviour, strictly where the plugin depends on i
   ``X-Goog-Resource-State``, ``X-Goog-Message-Number``, ``X-Goog-Channel-Expiration``): a ``sync`` message when
   the channel opens, then ``change``. ``notifications()`` hands them over; tests post them to the hub.
 
-Faults beyond the kit's: ``interrupt_upload(after_chunks, keep)`` drops the connection of a resumable
-upload's next chunk after keeping part of it, as a network failure mid-chunk would.
+The kit's planned faults answer in Google's shape: ``fail_next(403)`` is Drive's ``userRateLimitExceeded``,
+``throttle_next()`` its 429 ``rateLimitExceeded``. Beyond them: ``interrupt_upload(after_chunks, keep)`` drops
+the connection of a resumable upload's next chunk after keeping part of it, as a network failure mid-chunk
+would.
 """
 
 from __future__ import annotations
@@ -238,9 +240,10 @@ class GoogleDriveSimulator(Simulator):
         headers = {"Retry-After": fault.retry_after} if fault.retry_after is not None else {}
         if request.path.startswith(("/token", "/revoke")):
             return Response.json({"error": "internal_failure"}, status, headers)
-        reason = "rateLimitExceeded" if status == 429 else None
-        domain = "usageLimits" if status == 429 else "global"
-        message = "Rate Limit Exceeded" if status == 429 else "Backend Error"
+        # Drive's "slow down" is 429 rateLimitExceeded or 403 userRateLimitExceeded.
+        reason = {429: "rateLimitExceeded", 403: "userRateLimitExceeded"}.get(status)
+        domain = "usageLimits" if reason else "global"
+        message = {429: "Rate Limit Exceeded", 403: "User Rate Limit Exceeded"}.get(status, "Backend Error")
         return google_error(status, message, reason, domain, headers)
 
     def _answer(self, request: Request) -> Response | None:

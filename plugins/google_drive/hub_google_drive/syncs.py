@@ -28,7 +28,7 @@ from typing import IO, Any
 
 import msgspec
 
-from hub import InboundRecord, NewEvent, OutboundItem, Page, PushResult
+from hub import Conflict, InboundRecord, NewEvent, NotFound, OutboundItem, Page, PushResult, ValidationFailed
 from hub.entities import Document
 from hub_google_drive.client import Drive
 from hub_google_drive.config import FOLDER_MIME, Hosts
@@ -36,6 +36,8 @@ from hub_google_drive.config import FOLDER_MIME, Hosts
 log = logging.getLogger("hub_google_drive")
 
 JOB_FOLDER, DOCUMENT, CHANGES = "job_folder", "document", "file_change"
+REFUSED = (NotFound, ValidationFailed, Conflict)
+"""Drive's answers about one record (a missing parent, a bad name): that record fails, the batch goes on."""
 
 
 class JobFolder(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, omit_defaults=True):
@@ -75,27 +77,19 @@ class PushJobFolders:
         results = []
         for item in items:
             folder: JobFolder = item.record
+            # Drive's refusals (a missing parent: NotFound) are raised, not returned: folders go one at a time,
+            # and the callers (create_job_folder, a document's first upload) answer with the error itself.
             if item.external_id:
                 found = await drive.rename(item.external_id, folder.name)
                 outcome = "updated"
             else:
                 parent = folder.parent_id or getattr(ctx.settings, "jobs_parent_folder_id", None)
-                found = await _folder_of_job(drive, folder.id) or await drive.create_folder(
+                found = await drive.find_job_folder(folder.id) or await drive.create_folder(
                     folder.name, parent, {"hub_job_id": folder.id})
                 outcome = "created"
             results.append(PushResult(internal_id=item.internal_id, external_id=found["id"], outcome=outcome,
                                       metadata={"web_view_link": found.get("webViewLink")}))
         return results
-
-
-async def _folder_of_job(drive: Drive, job_id: str) -> dict[str, Any] | None:
-    """The folder an earlier, interrupted push made for this job (its mapping never got saved)."""
-    body = await drive._execute("look for the job's folder", lambda s: s.files().list(
-        q=f"appProperties has {{ key='hub_job_id' and value='{job_id.replace(chr(39), '')}' }} "
-          f"and mimeType = '{FOLDER_MIME}' and trashed = false",
-        pageSize=1, fields="files(id,name,webViewLink)"))
-    files = body.get("files") or []
-    return files[0] if files else None
 
 
 async def job_folder_id(ctx, job_id: str, name: str | None = None) -> str:
@@ -126,17 +120,31 @@ class PushDocuments:
                 results.append(PushResult(internal_id=item.internal_id, outcome="failed", error=str(exc)))
                 continue
             try:
-                folder = None if item.external_id else await job_folder_id(ctx, document.job_id)
-                uploaded = await upload(drive, name=document.name, mime_type=document.mime_type, stream=stream,
-                                        size=size, parent_id=folder, file_id=item.external_id,
-                                        document_id=document.id)
+                uploaded = await self._upload(ctx, drive, item, document, stream, size)
+            except REFUSED as exc:
+                results.append(PushResult(internal_id=item.internal_id, outcome="failed", error=exc.message))
+                continue
             finally:
                 stream.close()
             results.append(PushResult(internal_id=item.internal_id, external_id=uploaded["id"],
-                                      outcome="updated" if item.external_id else "created",
+                                      outcome="updated" if uploaded["id"] == item.external_id else "created",
                                       metadata={"web_view_link": uploaded.get("webViewLink"),
                                                 "version": uploaded.get("version")}))
         return results
+
+
+    @staticmethod
+    async def _upload(ctx, drive: Drive, item: OutboundItem, document: Document, stream: IO[bytes], size: int
+                      ) -> dict[str, Any]:
+        if item.external_id:
+            try:
+                return await upload(drive, name=document.name, mime_type=document.mime_type, stream=stream,
+                                    size=size, file_id=item.external_id, document_id=document.id)
+            except NotFound:  # someone deleted the file in Drive: the new version becomes a new file
+                stream.seek(0)
+        folder = await job_folder_id(ctx, document.job_id)
+        return await upload(drive, name=document.name, mime_type=document.mime_type, stream=stream, size=size,
+                            parent_id=folder, document_id=document.id)
 
 
 async def document_content(ctx, document: Document) -> tuple[IO[bytes], int]:

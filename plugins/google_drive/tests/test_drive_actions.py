@@ -150,3 +150,12 @@ async def test_another_tenants_job_folder_is_not_found(client, tenant, drive):
                        ("list_folder", {"job_id": "job-1"})):
         response = await client.post(f"/v1/connections/google_drive/actions/{name}", json=body, headers=other.headers)
         assert response.status_code == 404 and response.json()["error"]["code"] == "job_folder_not_found"
+
+
+async def test_googles_rate_limit_403_is_retried_by_the_hubs_client(client, tenant, drive):
+    await connect(client, tenant)
+    drive.fail_next(403, times=2, path="/drive/v3/files", retry_after=0)  # userRateLimitExceeded
+    out = await action(client, tenant, "create_job_folder", {"job_id": "job-1", "name": "Job 1"})
+    assert [f.id for f in drive.folders()] == [out["folder_id"]]
+    answered = [(e.request.method, e.status) for e in drive.logged(lambda r: r.path == "/drive/v3/files")]
+    assert answered == [("GET", 403), ("GET", 403), ("GET", 200), ("POST", 200)]  # look for it, then make it

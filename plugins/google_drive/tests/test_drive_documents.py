@@ -40,11 +40,15 @@ async def test_documents_go_to_the_jobs_folder_new_versions_update_the_file_unch
     assert (again["unchanged"], again["created"], again["updated"]) == (2, 0, 0)
     assert drive.calls() == calls, "unchanged documents called Drive"
 
+    drive.fail_next(404, path=f"/upload/drive/v3/files/{files['document-2.pdf'].id}")  # as if deleted in Drive
+    gone = await push(client, hub, tenant, [document(2, b"%PDF other", "2")])
+    assert (gone["created"], gone["failed"]) == (1, 0), gone  # the new version became a new file
     newer = await push(client, hub, tenant, [document(1, b"%PDF v2, signed", "2")])
     assert newer["updated"] == 1, newer
     after = {f.name: f for f in drive.children(folder["folder_id"])}
     assert after["document-1.pdf"].id == files["document-1.pdf"].id, "a new version made a new file"
-    assert after["document-1.pdf"].content == b"%PDF v2, signed" and len(after) == 2
+    assert after["document-1.pdf"].content == b"%PDF v2, signed"
+    assert len(drive.children(folder["folder_id"])) == 3  # the fault only pretended document-2 was gone
 
 
 async def test_a_document_of_a_job_without_a_folder_gets_one_and_a_bad_document_fails_alone(client, hub, tenant, drive):
