@@ -15,7 +15,7 @@ from googleapiclient.http import MediaIoBaseUpload
 
 from hub import Conflict, NotFound, ProviderError, ValidationFailed
 from hub_google_drive.config import FOLDER_MIME, MULTIPART_MAX, Hosts
-from hub_google_drive.gapi import HubHttp, Send, drive_service
+from hub_google_drive.gapi import RATE_LIMIT_REASONS, HubHttp, Send, drive_service
 
 FILE_FIELDS = "id,name,mimeType,parents,webViewLink,md5Checksum,size,version,modifiedTime,trashed,appProperties"
 MAX_RESUMES = 5
@@ -38,10 +38,12 @@ def hub_error(exc: HttpError, what: str) -> Exception:
     text = f"Google Drive refused to {what} (HTTP {status}{f' {reason}' if reason else ''}): {message}".rstrip(": ")
     if status == 404:
         return NotFound(text, code="drive_not_found")
-    if status == 400:
+    if status in (400, 413):
         return ValidationFailed(text, code="drive_invalid_request")
     if status == 409:
         return Conflict(text, code="drive_conflict")
+    if status == 403 and reason not in RATE_LIMIT_REASONS:  # Drive's policy says no (sharing limits, ...)
+        return Conflict(text, code="drive_forbidden")
     return ProviderError(text)
 
 

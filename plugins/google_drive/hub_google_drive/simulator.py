@@ -34,12 +34,14 @@ import hashlib
 import json
 import re
 import secrets
+import threading
 import time
+import urllib.request
 from base64 import urlsafe_b64encode
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
 from hub.testing.simulator import Fault, Request, Response, Simulator, TokenStore
 
@@ -165,8 +167,11 @@ class Channel:
 
 
 class GoogleDriveSimulator(Simulator):
-    def __init__(self, *, port: int = 0) -> None:
+    def __init__(self, *, port: int = 0, deliver: bool = False) -> None:
+        """``deliver``: POST each push notification to its channel's address as Drive does (only to a hub on
+        127.0.0.1 or localhost: demo mode); by default they wait in ``notifications()`` for a test."""
         super().__init__(port=port)
+        self.deliver = deliver
         self.tokens = TokenStore()
         self.client_id, self.client_secret = CLIENT_ID, CLIENT_SECRET
         self.codes: dict[str, dict[str, Any]] = {}
@@ -615,7 +620,10 @@ class GoogleDriveSimulator(Simulator):
         }
         if channel.token is not None:
             headers["X-Goog-Channel-Token"] = channel.token
-        self.outbox.append((channel.address, headers, b""))
+        if self.deliver and urlsplit(channel.address).hostname in ("127.0.0.1", "localhost"):
+            threading.Thread(target=_post, args=(channel.address, headers), daemon=True).start()
+        else:
+            self.outbox.append((channel.address, headers, b""))
 
     def _changes(self, q: dict[str, str]) -> Response:
         token = q.get("pageToken", "")
@@ -666,6 +674,14 @@ class GoogleDriveSimulator(Simulator):
             return google_error(404, f"Channel '{body.get('id')}' not found for project", "notFound")
         channel.stopped = True
         return Response(204)
+
+
+def _post(address: str, headers: dict[str, str]) -> None:
+    request = urllib.request.Request(address, data=b"", headers=headers, method="POST")
+    try:
+        urllib.request.urlopen(request, timeout=10).close()
+    except OSError:  # Drive retries with backoff; a demo hub that is not listening just misses it
+        pass
 
 
 class _Error(Exception):

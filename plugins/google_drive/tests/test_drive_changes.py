@@ -86,7 +86,7 @@ async def test_a_wrong_channel_token_is_rejected_and_nothing_is_stored(client, h
     assert (await client.post(path, content=body, headers=headers)).status_code == 200
 
 
-async def test_a_channel_near_its_expiry_is_renewed_on_the_periodic_read_and_the_old_one_stopped(
+async def test_a_channel_near_its_expiry_is_renewed_on_the_periodic_read_and_stopped_on_disconnect(
         client, hub, tenant, drive):
     drive.channel_max_seconds = 3600  # Drive grants an hour: well inside the hub's renewal margin
     await watched(client, hub, tenant, drive)
@@ -103,6 +103,10 @@ async def test_a_channel_near_its_expiry_is_renewed_on_the_periodic_read_and_the
     await read(client, hub, tenant, "push_channel")
     assert drive.live_channels() == [third] and drive.calls("/drive/v3/changes/watch") == calls + 2
 
+    response = await client.delete("/v1/connections/google_drive", headers=tenant.headers)  # and it stops
+    assert response.status_code == 200 and response.json()["revoked_at_provider"] is True
+    assert drive.channels[third.id].stopped and drive.live_channels() == [] and not drive.refresh_tokens
+
 
 async def test_the_periodic_reads_are_scheduled_per_connection(client, hub, tenant, drive):
     from hub.sync.schedule import schedule_due_syncs
@@ -112,12 +116,3 @@ async def test_the_periodic_reads_are_scheduled_per_connection(client, hub, tena
         assert await schedule_due_syncs(hub, session) == 2  # file_change and push_channel
     await run_jobs(hub)
     assert len(drive.live_channels()) == 1
-
-
-async def test_disconnecting_stops_the_channel(client, hub, tenant, drive):
-    await watched(client, hub, tenant, drive)
-    (channel,) = drive.live_channels()
-    response = await client.delete("/v1/connections/google_drive", headers=tenant.headers)
-    assert response.status_code == 200 and response.json()["revoked_at_provider"] is True
-    assert drive.channels[channel.id].stopped and drive.live_channels() == []
-    assert not drive.refresh_tokens
