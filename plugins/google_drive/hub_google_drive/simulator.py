@@ -15,6 +15,8 @@ It follows Google's documented behaviour, strictly where the plugin depends on i
   chunks ``PUT`` with ``Content-Range``, each a multiple of 256 KiB but the last; ``308 Resume Incomplete``
   with ``Range`` until the last; ``bytes */total`` asks how much arrived).
 - ``drive.file``: the app sees only the files it created (``add_file(by_app=False)`` makes one it cannot see).
+- Limits: 12,000 queries a minute per user (``requests_per_minute``), beyond which Drive answers 403
+  ``userRateLimitExceeded``.
 - Errors are Google's bodies: ``{"error": {"code", "message", "errors": [{"domain", "reason", "message"}],
   "status"}}``.
 - Push notifications: every change to a file the app can see queues, for each live channel, the POST Drive
@@ -38,6 +40,7 @@ import threading
 import time
 import urllib.request
 from base64 import urlsafe_b64encode
+from collections import deque
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -185,6 +188,8 @@ class GoogleDriveSimulator(Simulator):
         self.channels: dict[str, Channel] = {}
         self.outbox: list[tuple[str, dict[str, str], bytes]] = []
         self._interrupt: tuple[int, int] | None = None
+        self.requests_per_minute = 12_000
+        self._recent: deque[float] = deque()
         self.channel_max_seconds = CHANNEL_MAX_SECONDS
         """Drive caps a changes channel at a week; lower it to see the hub renew channels."""
 
@@ -275,6 +280,8 @@ class GoogleDriveSimulator(Simulator):
                                 "authError", headers={"WWW-Authenticate": 'Bearer realm="https://accounts.google.com/"'})
         if not DRIVE_SCOPES & set(scope.split()):
             return google_error(403, "Request had insufficient authentication scopes.", "insufficientPermissions")
+        if not self._admit():
+            return google_error(403, "User Rate Limit Exceeded", "userRateLimitExceeded", "usageLimits")
         with self.lock:
             try:
                 response = self._drive(request, method, path)
@@ -284,6 +291,17 @@ class GoogleDriveSimulator(Simulator):
         if mask and response.status == 200 and response.body:
             response.body = json.dumps(_apply_mask(json.loads(response.body), _parse_mask(mask))).encode()
         return response
+
+    def _admit(self) -> bool:
+        """Drive's per-user quota: ``requests_per_minute`` queries in any 60 seconds (one user here)."""
+        now = time.monotonic()
+        with self.lock:
+            while self._recent and self._recent[0] <= now - 60:
+                self._recent.popleft()
+            if len(self._recent) >= self.requests_per_minute:
+                return False
+            self._recent.append(now)
+            return True
 
     def _scope(self, request: Request) -> str | None:
         token = request.bearer
