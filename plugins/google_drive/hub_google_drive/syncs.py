@@ -28,7 +28,17 @@ from typing import IO, Any
 
 import msgspec
 
-from hub import Conflict, InboundRecord, NewEvent, NotFound, OutboundItem, Page, PushResult, ValidationFailed
+from hub import (
+    Conflict,
+    InboundRecord,
+    NewEvent,
+    NotFound,
+    OutboundItem,
+    Page,
+    ProviderError,
+    PushResult,
+    ValidationFailed,
+)
 from hub.entities import Document
 from hub_google_drive.client import Drive
 from hub_google_drive.config import FOLDER_MIME, Hosts
@@ -45,6 +55,9 @@ class JobFolder(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, omit_d
     """The job's id in the hub's product."""
     name: str
     parent_id: str | None = None
+    rename: bool = True
+    """False: name the folder only if it is made now (a document's job without a folder yet); an existing
+    folder keeps its name."""
 
 
 class FileChange(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -79,6 +92,10 @@ class PushJobFolders:
             folder: JobFolder = item.record
             # Drive's refusals (a missing parent: NotFound) are raised, not returned: folders go one at a time,
             # and the callers (create_job_folder, a document's first upload) answer with the error itself.
+            if item.external_id and not folder.rename:
+                results.append(PushResult(internal_id=item.internal_id, external_id=item.external_id,
+                                          outcome="unchanged"))
+                continue
             if item.external_id:
                 found = await drive.rename(item.external_id, folder.name)
                 outcome = "updated"
@@ -97,10 +114,10 @@ async def job_folder_id(ctx, job_id: str, name: str | None = None) -> str:
     mapped = (await ctx.external_ids(JOB_FOLDER, [job_id])).get(job_id)
     if mapped:
         return mapped
-    result = (await ctx.push(JOB_FOLDER, [{"id": job_id, "name": name or f"Job {job_id}"}]))[job_id]
+    # Another caller may make the folder first (the push waits for it): then it keeps the name it was given.
+    record = {"id": job_id, "name": name or f"Job {job_id}", "rename": False}
+    result = (await ctx.push(JOB_FOLDER, [record]))[job_id]
     if result.outcome == "failed" or not result.external_id:
-        from hub import ProviderError
-
         raise ProviderError(f"no Drive folder for job {job_id}: {result.error}")
     return result.external_id
 
@@ -131,7 +148,6 @@ class PushDocuments:
                                       metadata={"web_view_link": uploaded.get("webViewLink"),
                                                 "version": uploaded.get("version")}))
         return results
-
 
     @staticmethod
     async def _upload(ctx, drive: Drive, item: OutboundItem, document: Document, stream: IO[bytes], size: int

@@ -159,3 +159,18 @@ async def test_googles_rate_limit_403_is_retried_by_the_hubs_client(client, tena
     assert [f.id for f in drive.folders()] == [out["folder_id"]]
     answered = [(e.request.method, e.status) for e in drive.logged(lambda r: r.path == "/drive/v3/files")]
     assert answered == [("GET", 403), ("GET", 403), ("GET", 200), ("POST", 200)]  # look for it, then make it
+
+
+async def test_a_documents_implicit_folder_never_renames_the_jobs_folder(client, hub, tenant, drive):
+    """A document's upload makes its job's folder if it has none, named after the job. Had create_job_folder
+    made it a moment before (the document's push waits behind it), its name stays."""
+    from hub.connections import connection_context, get_connection
+
+    await connect(client, tenant)
+    await action(client, tenant, "create_job_folder", {"job_id": "job-1", "name": "12 Elm St"})
+    async with hub.session(tenant.id) as session:
+        ctx = await connection_context(hub, session, await get_connection(session, tenant.id, "google_drive"))
+    calls = drive.calls()
+    result = (await ctx.push("job_folder", [{"id": "job-1", "name": "Job job-1", "rename": False}]))["job-1"]
+    assert result.outcome == "unchanged" and drive.calls() == calls
+    assert [f.name for f in drive.folders()] == ["12 Elm St"]
