@@ -12,7 +12,7 @@ import hashlib
 import secrets
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime, timedelta
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlencode
 
 import httpx
@@ -21,6 +21,9 @@ import msgspec
 from hub.errors import CredentialsRejected, ProviderError
 from hub.http import ProviderHttp
 from hub.types import AccountInfo, TokenSet
+
+if TYPE_CHECKING:
+    from hub.context import ConnectionContext
 
 
 def pkce_pair() -> tuple[str, str]:
@@ -102,10 +105,10 @@ class OAuth2:
         if response.status_code >= 400:
             raise ProviderError(f"{self.provider} refused to revoke the token (HTTP {response.status_code})")
 
-    async def disconnecting(self, ctx: Any) -> None:
-        """Called with the connection's ``ConnectionContext`` when a tenant disconnects, before the tokens
-        are revoked and wiped: override to undo what the plugin set up at the provider (a push channel, a
-        webhook subscription). A failure is logged and the disconnect goes on."""
+    async def on_disconnect(self, ctx: ConnectionContext) -> None:
+        """Undo at the provider what the plugin set up for this connection (a push channel, a callback), while
+        its grant still works: called when the tenant disconnects, before the grant is revoked. A failure
+        is logged and the disconnect goes on."""
 
     async def account_info(self, http: ProviderHttp, tokens: TokenSet, params: Mapping[str, str]) -> AccountInfo:
         """Who the tokens belong to. Override: the default can only use what the callback carried."""
@@ -175,5 +178,5 @@ class ApiKeyAuth:
         self.check = check
         self.revoke = revoke
 
-    async def disconnecting(self, ctx: Any) -> None:
-        """As ``OAuth2.disconnecting``: called before the credentials are wiped on disconnect."""
+    async def on_disconnect(self, ctx: ConnectionContext) -> None:
+        """As ``OAuth2.on_disconnect``: undo what the plugin set up for this connection, before revocation."""

@@ -92,9 +92,11 @@ def _uuid(ctx: click.Context, param: click.Parameter, value: str | None) -> uuid
 
 @click.group()
 @click.option("-v", "--verbose", is_flag=True, help="Log at debug level.")
-def main(verbose: bool) -> None:
+@click.option("--log-format", type=click.Choice(["json", "text"]), envvar="HUB_LOG_FORMAT",
+              help="json: one object a line with request, tenant and job ids (the default unless on a terminal).")
+def main(verbose: bool, log_format: str | None) -> None:
     """The integration hub. Configuration comes from HUB_* environment variables (see README)."""
-    configure_logging(verbose)
+    configure_logging(verbose, log_format)
 
 
 @main.command()
@@ -122,7 +124,9 @@ def serve(host: str, port: int, migrate: bool | None) -> None:
 @main.command()
 @click.option("--processes", default=1, show_default=True, type=click.IntRange(1, 64), help="Worker processes.")
 @click.option("--threads", default=8, show_default=True, type=click.IntRange(1, 256), help="Threads per process.")
-def worker(processes: int, threads: int) -> None:
+@click.option("--metrics-port", type=click.IntRange(1, 65535), default=None,
+              help="Serve Prometheus metrics on this port (process N of --processes on PORT+N).")
+def worker(processes: int, threads: int, metrics_port: int | None) -> None:
     """Run jobs from HUB_BROKER_URL's queue (syncs, deliveries), on any machine."""
     import multiprocessing
 
@@ -133,12 +137,15 @@ def worker(processes: int, threads: int) -> None:
         raise click.ClickException("HUB_BROKER_URL is unset: `hub serve` runs the jobs itself (embedded worker)")
     _hub()  # fail here, clearly, on bad plugins or configuration
     if processes == 1:
+        _serve_metrics(metrics_port)
         run_worker(settings, _hub, threads)
         return
     import signal
 
     context = multiprocessing.get_context("spawn")
-    children = [context.Process(target=_worker_process, args=(threads,), daemon=False) for _ in range(processes)]
+    children = [context.Process(target=_worker_process, daemon=False,
+                                args=(threads, None if metrics_port is None else metrics_port + n))
+                for n in range(processes)]
     for child in children:
         child.start()
 
@@ -153,11 +160,20 @@ def worker(processes: int, threads: int) -> None:
         child.join()
 
 
-def _worker_process(threads: int) -> None:
+def _worker_process(threads: int, metrics_port: int | None) -> None:
     from hub.jobs.worker import run_worker
 
     configure_logging()
+    _serve_metrics(metrics_port)
     run_worker(_settings(), _hub, threads)
+
+
+def _serve_metrics(port: int | None) -> None:
+    if port is not None:
+        from prometheus_client import start_http_server
+
+        start_http_server(port, addr="0.0.0.0")
+        click.echo(f"metrics on :{port}/metrics", err=True)
 
 
 @main.command()

@@ -177,11 +177,11 @@ async def disconnect(hub: Hub, session: AsyncSession, conn: Connection) -> bool:
     ctx = await connection_context(hub, session, conn) if conn.status == "connected" else None
     # Hold no transaction while the provider is called (on SQLite it would hold the write lock).
     await session.commit()
-    if ctx is not None and isinstance(strategy, OAuth2 | ApiKeyAuth):
-        try:  # the plugin undoes what it set up at the provider (a push channel) while its tokens still work
-            await strategy.disconnecting(ctx)
+    if ctx is not None and strategy is not None:
+        try:  # what the plugin set up at the provider goes first, while the grant still works
+            await strategy.on_disconnect(ctx)
         except Exception as exc:
-            log.warning("connection %s: %s's clean-up before disconnecting failed (%s)", conn.id, conn.provider,
+            log.warning("connection %s: %s's clean-up at disconnect failed (%s)", conn.id, conn.provider,
                         type(exc).__name__)
     try:
         if isinstance(strategy, OAuth2) and strategy.revoke_url and conn.access_token_enc:

@@ -4,23 +4,34 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import msgspec
-from sqlalchemy import select
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
 
 from hub.db.models import EntityMapping, Record
-from hub.errors import NotConnected, NotFound
+from hub.errors import Conflict, NotConnected, NotFound
 from hub.http import ConnectionHttp
 from hub.tokens import valid_access_token
 
 if TYPE_CHECKING:
+    from datetime import datetime
+
     from hub.config import Settings
     from hub.files import TenantFiles
-    from hub.handlers import PushResult
+    from hub.handlers import NewEvent, PushResult
     from hub.runtime import Hub
+
+RecordChange = Callable[[dict[str, Any] | None], tuple[dict[str, Any] | None, Sequence["NewEvent"]]]
+"""``update_record``'s change: the stored data (None: none) -> (the new data, or None to leave it; events)."""
+UPDATE_ATTEMPTS = 10
+
+
+class _Changed(Exception):
+    """Another writer changed the record between its read and this write."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -98,6 +109,23 @@ class ConnectionContext:
                 found.update(pick(row) for row in rows)
         return found
 
+    async def save_metadata(self, changes: Mapping[str, Any]) -> dict[str, Any]:
+        """Merge ``changes`` into the connection's metadata and keep it (a key set to None is removed), for
+        what a plugin sets up at the provider per connection and must find again, such as a push channel's
+        id and expiry. Returns the metadata now kept; ``ctx.metadata`` shows it too. The metadata is published
+        in ``GET /v1/connections``: never put a secret in it."""
+        from hub.db.models import Connection
+
+        async with self._hub.session(self.tenant_id) as session:
+            conn = await session.get(Connection, self.connection_id, with_for_update=True)
+            if conn is None:
+                raise NotFound("the connection is gone", code="connection_not_found")
+            merged = {k: v for k, v in {**(conn.metadata_ or {}), **changes}.items() if v is not None}
+            conn.metadata_ = merged
+        self.metadata.clear()
+        self.metadata.update(merged)
+        return dict(merged)
+
     async def push(self, entity: str, records: Iterable[Any]) -> dict[str, PushResult]:
         """Push hub records of ``entity`` now through this provider's outbound sync for it, saving their
         mappings as a sync run would (unchanged ones are not sent). For a record that needs another first,
@@ -105,6 +133,59 @@ class ConnectionContext:
         from hub.sync.engine import push_records
 
         return await push_records(self._hub, self, entity, list(records))
+
+    async def update_record(self, entity: str, external_id: str, change: RecordChange) -> dict[str, Any] | None:
+        """Read, change and store one record of this connection (``records``, as ``GET /v1/records`` shows them)
+        safely while other jobs and processes change it too: ``change(current)`` gets the stored data (None:
+        there is none) and returns ``(new data, events)``; new data None leaves the record as it is and records
+        no event. The data and the events (``NewEvent``s, recorded for the tenant and fanned out) are stored in
+        one transaction. Writers of the same connection take turns, and a write that finds the record changed
+        since it was read runs ``change`` again on the fresh data, so ``change`` must be pure: no I/O, no side
+        effects. Returns the data as stored. For a record several webhooks and actions move on, such as a
+        DocuSign envelope's."""
+        from hub.counters import reserve
+        from hub.db.models import utcnow
+        from hub.entities import record_hash
+        from hub.events import record_event
+
+        for _ in range(UPDATE_ATTEMPTS):
+            try:
+                async with self._hub.session(self.tenant_id) as session:
+                    # The counter row's lock makes writers of this connection take turns (PostgreSQL); the
+                    # hash compare below catches a writer that slipped in anyway (SQLite's deferred reads).
+                    (seq,) = await reserve(session, f"records:{self.connection_id}")
+                    row = (await session.scalars(select(Record).where(
+                        Record.connection_id == self.connection_id, Record.entity == entity,
+                        Record.external_id == external_id))).first()
+                    current = None if row is None or row.deleted else row.data
+                    new, events = change(msgspec.json.decode(msgspec.json.encode(current)))
+                    if new is None:
+                        return current
+                    digest = record_hash(new)
+                    if row is None:
+                        session.add(Record(id=uuid.uuid4(), tenant_id=self.tenant_id,
+                                           connection_id=self.connection_id, entity=entity, external_id=external_id,
+                                           data=new, hash=digest, deleted=False, seq=seq, updated_at=utcnow()))
+                        await session.flush()
+                    elif (row.hash, row.deleted) != (digest, False):
+                        moved = await session.execute(
+                            update(Record).where(Record.id == row.id, Record.hash == row.hash,
+                                                 Record.deleted == row.deleted)
+                            .values(data=new, hash=digest, deleted=False, seq=seq, updated_at=utcnow())
+                            .execution_options(synchronize_session=False))
+                        if moved.rowcount != 1:
+                            raise _Changed
+                    for event in events:
+                        await record_event(session, self.tenant_id, event.type, event.data, provider=self.provider)
+                    return new
+            except (_Changed, IntegrityError):
+                continue
+        raise Conflict(f"the {entity} record {external_id!r} kept changing; try again", code="record_busy")
+
+    def now(self) -> datetime:
+        """The hub's time (an aware UTC datetime): what tests move with the kit's ``clock``. Use it for
+        anything the plugin decides by age, such as serving a cached status instead of polling again."""
+        return self._hub.clock()
 
     def credentials(self, fields: type[msgspec.Struct]) -> Any:
         """The API-key credentials the tenant connected with, decoded into the provider's fields type."""

@@ -82,6 +82,10 @@ class InboundRecord(msgspec.Struct, kw_only=True):
     new_events: list[NewEvent] = []
     """Recorded, in the same transaction, only when the hub stores this external id for the first time:
     a payment read again (changed or not) never records its ``payment.received`` twice."""
+    change_events: list[NewEvent] = []
+    """Recorded, in the same transaction, only when the hub already held this external id and this version
+    differs from the one it held (or the one it held was deleted): an event moved in the provider records
+    its ``calendar.event.updated`` once, and reading the same version again records nothing."""
 
 
 class Page(msgspec.Struct, kw_only=True):

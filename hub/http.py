@@ -8,8 +8,9 @@ jitter, Retry-After honoured, each connection throttled to its provider's declar
 What is retried:
 
 - connect errors: the request never left, so it is always safe;
-- 429, and what the caller's ``rate_limited(response)`` says is the provider's own way of saying "slow
-  down" (Google answers some rate limits with 403): the provider did not process the request;
+- 429: the provider did not process the request; and a response the caller's ``throttled(response)`` says
+  is the provider's way of saying the same (Google answers some rate limits with a 403 whose reason is
+  ``rateLimitExceeded``), which is retried like a 429;
 - 500/502/503/504 and read timeouts or dropped connections, only when the request is idempotent: GET,
   HEAD, OPTIONS, PUT, DELETE, or one carrying an idempotency key (an ``Idempotency-Key`` header, as
   Stripe takes, or a ``requestid`` query parameter, as QuickBooks takes), or ``idempotent=True``.
@@ -25,8 +26,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import email.utils
+import functools
 import logging
 import random
+import ssl
 import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
@@ -34,6 +37,7 @@ from typing import Any
 
 import httpx
 
+from hub.metrics import PROVIDER_REQUESTS, PROVIDER_RETRIES, PROVIDER_SECONDS
 from hub.throttle import InProcessThrottle, Throttle
 from hub.types import RateLimit
 
@@ -48,6 +52,13 @@ NEVER_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 MAYBE_PROCESSED = (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError)
 """Sent, but no answer came back: retried only when the request is idempotent."""
 SEND_KWARGS = ("auth", "follow_redirects")
+
+
+@functools.cache
+def tls_context(trust_env: bool = True) -> ssl.SSLContext:
+    """One verifying TLS context per process (and ``trust_env``): loading the CA bundle takes about 0.1 s,
+    which every new client would otherwise pay again."""
+    return httpx.create_ssl_context(trust_env=trust_env)
 
 
 def is_idempotent(request: httpx.Request, idempotent: bool | None) -> bool:
@@ -88,7 +99,10 @@ def log_attempt(
     method: str, host: str | None, path: str, status: int | str, started: float, attempt: int,
     provider: str | None, connection: str | None,
 ) -> None:
-    duration_ms = round((time.perf_counter() - started) * 1000, 1)
+    elapsed = time.perf_counter() - started
+    duration_ms = round(elapsed * 1000, 1)
+    PROVIDER_REQUESTS.labels(provider or "unknown", str(status)).inc()
+    PROVIDER_SECONDS.labels(provider or "unknown").observe(elapsed)
     log.info(
         "%s %s%s %s %.1fms attempt=%d provider=%s connection=%s",
         method, host or "(sdk)", path, status, duration_ms, attempt, provider, connection,
@@ -110,7 +124,8 @@ class ProviderHttp:
         backoff_max: float = 30.0,
         sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
     ) -> None:
-        self._client = client or httpx.AsyncClient(timeout=DEFAULT_TIMEOUT, follow_redirects=False)
+        self._client = client or httpx.AsyncClient(timeout=DEFAULT_TIMEOUT, follow_redirects=False,
+                                                   verify=tls_context())
         self._throttle = throttle or InProcessThrottle()
         self._max_attempts = max_attempts
         self._backoff_base = backoff_base
@@ -145,7 +160,7 @@ class ProviderHttp:
         connection_id: Any = None,
         rate_limits: tuple[RateLimit, ...] = (),
         idempotent: bool | None = None,
-        rate_limited: Callable[[httpx.Response], bool] | None = None,
+        throttled: Callable[[httpx.Response], bool] | None = None,
         **httpx_kwargs: Any,
     ) -> httpx.Response:
         send_kwargs = {name: httpx_kwargs.pop(name) for name in SEND_KWARGS if name in httpx_kwargs}
@@ -171,15 +186,16 @@ class ProviderHttp:
             else:
                 status = response.status_code
                 log_attempt(request.method, host, path, status, started, attempt, provider, connection)
-                throttled = status == 429 or (rate_limited is not None and status != 200 and rate_limited(response))
-                if last or not (throttled or (safe_to_repeat and status in RETRY_STATUSES_IF_IDEMPOTENT)):
+                limited = status == 429 or (throttled is not None and 400 <= status < 500 and throttled(response))
+                if last or not (limited or (safe_to_repeat and status in RETRY_STATUSES_IF_IDEMPOTENT)):
                     return response
-                asked = retry_after(response) if throttled or status == 503 else None
+                asked = retry_after(response) if limited or status == 503 else None
                 if asked is not None and asked > MAX_RETRY_AFTER:
                     return response
                 delay = self.backoff(attempt) if asked is None else asked
                 reason = str(status)
                 await response.aclose()
+            PROVIDER_RETRIES.labels(provider or "unknown", reason).inc()
             log.info(
                 "retrying %s %s%s after %s in %.2fs (attempt %d of %d)",
                 request.method, host, path, reason, delay, attempt + 1, self._max_attempts,
@@ -213,15 +229,15 @@ class ConnectionHttp:
 
     async def request(
         self, method: str, url: str | httpx.URL, *, idempotent: bool | None = None, provider: str | None = None,
-        scope: str | None = None, rate_limited: Callable[[httpx.Response], bool] | None = None, **httpx_kwargs: Any,
+        scope: str | None = None, throttled: Callable[[httpx.Response], bool] | None = None, **httpx_kwargs: Any,
     ) -> httpx.Response:
         """``scope`` names a kind of request with limits of its own (``RateLimit(scope=...)``), such as
-        QuickBooks' batch requests. ``rate_limited(response)`` says which other answers are the provider's
-        "slow down" (Google's 403 ``userRateLimitExceeded``): they are retried like a 429. ``provider`` is
+        QuickBooks' batch requests. ``throttled(response)`` says whether a 4xx other than 429 is the provider's
+        rate-limit answer (Google's 403 ``rateLimitExceeded``): it is then retried like a 429. ``provider`` is
         accepted for code written against ``ProviderHttp`` and ignored."""
         return await self._http.request(
             method, url, provider=self.provider, connection_id=self.connection_id, rate_limits=self.limits(scope),
-            idempotent=idempotent, rate_limited=rate_limited, **httpx_kwargs,
+            idempotent=idempotent, throttled=throttled, **httpx_kwargs,
         )
 
     def slot(self) -> contextlib.AbstractAsyncContextManager[None]:

@@ -19,6 +19,7 @@ from sqlalchemy import select
 from hub.auth import OAuth2
 from hub.db.models import Connection
 from hub.errors import CredentialsRejected, NotConnected
+from hub.metrics import TOKEN_REFRESHES
 from hub.types import TokenSet
 
 if TYPE_CHECKING:
@@ -86,6 +87,7 @@ async def _refresh_locked(hub: Hub, connection_id: uuid.UUID) -> str:
         try:
             tokens = await strategy.refresh(hub.http, refresh_token)
         except CredentialsRejected as exc:
+            TOKEN_REFRESHES.labels(conn.provider, "rejected").inc()
             conn.status = "error"
             conn.last_error = f"token refresh rejected: {exc.code}"
             await session.commit()
@@ -99,5 +101,6 @@ async def _refresh_locked(hub: Hub, connection_id: uuid.UUID) -> str:
         store_tokens(hub, conn, tokens)
         conn.last_error = None
         await session.commit()
+        TOKEN_REFRESHES.labels(conn.provider, "refreshed").inc()
         log.info("connection %s: access token refreshed", connection_id)
         return tokens.access_token

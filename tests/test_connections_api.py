@@ -76,23 +76,6 @@ async def test_disconnect_revokes_wipes_secrets_and_keeps_the_row(client, hub, t
     assert action.status_code == 409 and action.json()["error"]["code"] == "not_connected"
 
 
-async def test_disconnect_lets_the_plugin_clean_up_with_a_working_token_before_revoking(
-        client, hub, tenant, provider, monkeypatch):
-    await connect(client, tenant)
-    seen = []
-
-    async def disconnecting(ctx):
-        seen.append((ctx.provider, await ctx.access_token(), list(provider.state.revoked)))
-        raise RuntimeError("the provider is down")  # logged; the disconnect goes on
-
-    monkeypatch.setattr(hub.registry.auth["testoauth"], "disconnecting", disconnecting)
-    response = await client.delete("/v1/connections/testoauth", headers=tenant.headers)
-    assert response.status_code == 200 and response.json()["connection"]["status"] == "disconnected"
-    ((provider_slug, token, revoked_then),) = seen
-    assert provider_slug == "testoauth" and token and revoked_then == []
-    assert provider.state.revoked, "the tokens were still revoked after the clean-up"
-
-
 async def test_disconnect_still_wipes_secrets_when_revocation_fails(client, hub, tenant, provider):
     await connect(client, tenant)
     provider.__exit__()
@@ -158,3 +141,41 @@ async def test_tenant_timezone_setting(client, tenant):
 async def test_health_and_readiness(client):
     assert (await client.get("/healthz")).json() == {"status": "ok"}
     assert (await client.get("/readyz")).json() == {"status": "ready"}
+
+
+async def test_a_plugin_keeps_what_it_set_up_in_the_connections_metadata(client, hub, tenant):
+    from hub.connections import connection_context, get_connection
+
+    await connect(client, tenant)
+    async with hub.session(tenant.id) as session:
+        ctx = await connection_context(hub, session, await get_connection(session, tenant.id, "testoauth"))
+    before = dict(ctx.metadata)
+
+    kept = await ctx.save_metadata({"channel": {"id": "ch-1", "expires_at": "2026-12-08T00:00:00+00:00"}})
+    assert kept == before | {"channel": {"id": "ch-1", "expires_at": "2026-12-08T00:00:00+00:00"}} == ctx.metadata
+    shown = (await client.get("/v1/connections/testoauth", headers=tenant.headers)).json()["metadata"]
+    assert shown == kept
+
+    assert await ctx.save_metadata({"channel": None}) == before
+    assert (await client.get("/v1/connections/testoauth", headers=tenant.headers)).json()["metadata"] == before
+
+
+async def test_disconnect_lets_the_plugin_clean_up_at_the_provider_before_the_grant_is_revoked(
+        client, hub, tenant, provider, monkeypatch):
+    await connect(client, tenant)
+    strategy = hub.registry.auth["testoauth"]
+    seen = []
+
+    async def on_disconnect(ctx):
+        seen.append((ctx.connection_id, bool(await ctx.access_token()), list(provider.state.revoked)))
+        raise RuntimeError("the provider had already dropped the channel")
+
+    monkeypatch.setattr(strategy, "on_disconnect", on_disconnect)
+    response = await client.delete("/v1/connections/testoauth", headers=tenant.headers)
+
+    assert response.status_code == 200 and response.json()["revoked_at_provider"] is True  # a failure goes on
+    [(connection_id, had_token, revoked_then)] = seen
+    assert str(connection_id) == response.json()["connection"]["id"] and had_token and revoked_then == []
+    assert len(provider.state.revoked) == 1
+    assert (await client.delete("/v1/connections/testoauth", headers=tenant.headers)).status_code == 200
+    assert len(seen) == 1  # not again for a connection that is no longer connected

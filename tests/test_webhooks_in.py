@@ -12,6 +12,7 @@ from sqlalchemy import func, select
 
 from hub.connections import connection_context, get_connection
 from hub.db.models import Connection, Event, Job, WebhookInbox
+from hub.testing import pause_schedules
 from tests.conftest import ADMIN_TOKEN, new_tenant, wait_for
 from tests.flows import connect
 from tests.testprovider.server import API_KEY
@@ -94,7 +95,7 @@ async def test_bad_signatures_are_refused_with_nothing_stored_but_a_count(client
         await client.post("/v1/webhooks/testoauth", content=tampered,
                           headers={"x-test-signature": oauth_signature(NEW_SECRET, body, now)}),
         await post(client, None, body=body, timestamp=now - 301),  # replayed from long ago
-        await post(client, None, body=body, timestamp=now + 301),  # from the future
+        await post(client, None, body=body, timestamp=now + 330),  # from the future, however slow this request
         await client.post("/v1/webhooks/testoauth", content=body),
     ]
 
@@ -178,11 +179,11 @@ async def test_a_failing_handler_is_retried_and_its_row_shows_attempts_and_the_e
 
     row = await wait_for(retrying)
     assert row.status == "pending" and "bad day (maintenance)" in row.last_error
+    mine = (await client.get("/v1/webhook-inbox?status=pending", headers=tenant.headers)).json()
+    assert [(r["id"], r["attempts"]) for r in mine] == [(str(row.id), 1)]
     async with hub.session() as session:  # its next attempt waits in the job's row, with a backoff
         job = await session.get(Job, row.job_id)
         job.run_at = job.run_at.replace(year=2000)  # due now
-    mine = (await client.get("/v1/webhook-inbox?status=pending", headers=tenant.headers)).json()
-    assert [(r["id"], r["attempts"]) for r in mine] == [(str(row.id), 1)]
 
     async def gave_up():
         [row] = await inbox_rows(hub)
@@ -200,6 +201,7 @@ async def test_a_failing_handler_is_retried_and_its_row_shows_attempts_and_the_e
 
 async def test_a_change_notification_starts_an_incremental_read(client, hub, tenant, provider, jobs):
     await connect(client, tenant)
+    await pause_schedules(client, tenant, "testoauth")  # the scheduler's first read would be a second run
     provider.state.put_payment("pay_9", "10.00")
 
     assert (await post(client, {"id": "evt_c", "type": "payments.changed", "account": "acct-42",
@@ -289,6 +291,24 @@ async def test_a_handlers_new_records_record_their_new_events_once_as_the_provid
 
     received = (await client.get("/v1/events?type=payment.received", headers=tenant.headers)).json()
     assert [(e["data"], e["provider"]) for e in received] == [({"payment_id": "pay_9"}, "testoauth")]
+
+
+async def test_a_records_change_events_are_recorded_once_per_changed_version_never_on_first_sight(
+        client, hub, tenant):
+    from hub.handlers import InboundRecord, NewEvent, WebhookOutcome
+    from hub.webhooks.process import apply_outcome
+
+    await connect(client, tenant)
+    for amount in ("9.00", "9.00", "9.50", "9.50", "9.75"):  # first sight, same, changed, same, changed
+        data = {"id": "pay_9", "amount": amount, "payment_date": "2026-11-01"}
+        changed = NewEvent(type="payment.changed", data={"amount": amount})
+        record = InboundRecord(external_id="pay_9", data=data, change_events=[changed])
+        async with hub.session(tenant.id) as session:
+            conn = (await session.scalars(select(Connection).where(Connection.provider == "testoauth"))).one()
+            await apply_outcome(hub, session, conn, WebhookOutcome(records={"payment": [record, record]}))
+
+    changed = (await client.get("/v1/events?type=payment.changed", headers=tenant.headers)).json()
+    assert sorted(e["data"]["amount"] for e in changed) == ["9.50", "9.75"]
 
 
 async def test_an_event_the_database_cannot_hold_is_kept_as_failed_not_a_500(client, hub, tenant, database_url):

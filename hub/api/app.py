@@ -19,6 +19,7 @@ from hub.api import (
     files,
     health,
     oauth,
+    observability,
     providers,
     syncs,
     tenant,
@@ -86,11 +87,12 @@ def create_app(
     )
     app = Litestar(
         route_handlers=[
-            health.healthz, health.readyz, providers.list_providers, providers.get_provider,
+            health.healthz, health.readyz, observability.metrics, providers.list_providers, providers.get_provider,
             oauth.oauth_callback, webhook_router, tenant_router, admin_router,
         ],
         dependencies={"hub": Provide(provide_hub, sync_to_thread=False)},
         exception_handlers=EXCEPTION_HANDLERS,
+        middleware=[observability.request_ids, observability.http_metrics.middleware],
         lifespan=[lifespan],
         request_max_body_size=hub.settings.max_body_bytes,
         logging_config=None,  # the process configures logging (hub.logs); the app only logs

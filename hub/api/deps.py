@@ -17,6 +17,7 @@ from litestar.di import NamedDependency
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hub.errors import InvalidRequest, Unauthorized
+from hub.logs import set_log_context
 from hub.runtime import Hub
 from hub.tenants import authenticate
 
@@ -44,6 +45,7 @@ async def provide_tenant_id(request: Request, hub: HubDep) -> uuid.UUID:
         tenant_id = await authenticate(session, token)
     if tenant_id is None:
         raise Unauthorized("invalid or revoked API key")
+    set_log_context(tenant_id=str(tenant_id))
     return tenant_id
 
 

@@ -25,6 +25,8 @@ from sqlalchemy.orm import Session
 
 from hub.db.models import Job
 from hub.errors import Conflict, HubError, NotFound
+from hub.logs import log_context
+from hub.metrics import JOBS
 from hub.webhooks.fanout import CLOCK_KEY
 
 if TYPE_CHECKING:
@@ -253,6 +255,11 @@ async def execute(hub: Hub, job_id: uuid.UUID, *, reraise: bool = False) -> str 
     job = await claim(hub, job_id)
     if job is None:
         return None
+    with log_context(job_id=str(job.id), tenant_id=str(job.tenant_id) if job.tenant_id else None):
+        return await _run(hub, job, reraise)
+
+
+async def _run(hub: Hub, job: Job, reraise: bool) -> str | None:
     work = asyncio.ensure_future(handler_for(job.kind)(hub, job))
     lease = asyncio.create_task(_keep_lease(hub, job, work))
     try:
@@ -264,14 +271,17 @@ async def execute(hub: Hub, job_id: uuid.UUID, *, reraise: bool = False) -> str 
         raise  # cancelled from outside: pass it on
     except Defer as wait:
         await _stop(lease)
+        JOBS.labels(job.kind, "deferred").inc()
         return await defer(hub, job, wait)
     except Exception as exc:
         await _stop(lease)
         status = await fail(hub, job, exc)
+        JOBS.labels(job.kind, "retry" if status == "pending" else "failed").inc()
         if reraise:
             raise
         return status
     await _stop(lease)
+    JOBS.labels(job.kind, "done").inc()
     return "done" if await complete(hub, job) else None
 
 

@@ -29,6 +29,7 @@ from hub.errors import NotConnected, NotFound, ValidationFailed
 from hub.events import record_event
 from hub.handlers import InboundSync, OutboundItem, OutboundSync, Page, PushResult
 from hub.jobs.outbox import Defer
+from hub.metrics import SYNC_RECORDS
 from hub.sync.service import entity_schema, start_inbound
 from hub.sync.store import store_records
 from hub.types import RateLimit
@@ -355,6 +356,9 @@ async def _finish(hub: Hub, tenant_id: uuid.UUID, run_id: uuid.UUID, status: str
             if run.rerun_requested:
                 await session.flush()  # this run is no longer the active one
                 await _read_again(hub, session, conn, run)
+    for outcome in ("created", "updated", "unchanged", "deleted", "failed"):
+        if n := getattr(run, outcome):
+            SYNC_RECORDS.labels(run.provider, run.entity, run.direction, outcome).inc(n)
     log.info("sync run %s %s", run_id, status)
 
 

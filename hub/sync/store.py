@@ -37,7 +37,8 @@ async def store_records(
 ) -> Stored:
     """Upsert ``records`` (validated against ``schema`` where there is one) and mark ``deleted`` ones;
     returns which external ids were created or updated, and the records that failed validation. The
-    ``new_events`` of a record stored for the first time are recorded for the tenant (as ``provider``'s)."""
+    ``new_events`` of a record stored for the first time, and the ``change_events`` of a changed version of one
+    already held, are recorded for the tenant (as ``provider``'s)."""
     records = list(records)
     result = Stored()
     rows: dict[str, tuple[dict[str, Any], str]] = {}
@@ -81,6 +82,12 @@ async def store_records(
             for event in record.new_events:
                 await record_event(session, tenant_id, event.type, event.data, provider=provider)
     result.updated = [eid for eid in changed if eid in existing]
+    changed_again = set(result.updated)
+    for record in records:
+        if record.external_id in changed_again:
+            changed_again.discard(record.external_id)
+            for event in record.change_events:
+                await record_event(session, tenant_id, event.type, event.data, provider=provider)
     result.unchanged = len(rows) - len(changed)
     result.deleted = len(gone)
     return result

@@ -12,7 +12,7 @@ See docs/testing_your_plugin.md.
 
 from hub.testing.app import ADMIN_TOKEN, ENCRYPTION_KEY, PUBLIC_URL, LiveHub, TenantHandle, new_tenant, wait_for
 from hub.testing.clock import Clock
-from hub.testing.flows import RETURN_URL, authorize, callback, connect_oauth, consent
+from hub.testing.flows import RETURN_URL, authorize, callback, connect_oauth, consent, pause_schedules
 from hub.testing.jobs import Ran, run_jobs
 from hub.testing.receiver import Answer, Received, Receiver, signature_holds
 
@@ -30,6 +30,6 @@ async def subscribe(client, tenant, receiver: Receiver, event_types: list[str] |
 
 __all__ = [
     "ADMIN_TOKEN", "Answer", "Clock", "ENCRYPTION_KEY", "LiveHub", "PUBLIC_URL", "RETURN_URL", "Ran", "Received",
-    "Receiver", "TenantHandle", "authorize", "callback", "connect_oauth", "consent", "new_tenant", "run_jobs",
-    "signature_holds", "subscribe", "wait_for",
+    "Receiver", "TenantHandle", "authorize", "callback", "connect_oauth", "consent", "new_tenant", "pause_schedules",
+    "run_jobs", "signature_holds", "subscribe", "wait_for",
 ]

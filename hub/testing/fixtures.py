@@ -34,8 +34,22 @@ from hub.testing.app import ADMIN_TOKEN, ENCRYPTION_KEY, PUBLIC_URL, LiveHub, ne
 from hub.testing.clock import Clock
 from hub.testing.receiver import Receiver
 
+
+def _redis_url_of_this_worker(url: str | None) -> str | None:
+    """Under pytest-xdist, each worker process gets a Redis database of its own (the given one, then the ones
+    below it), since a test clears its database's ``hub:*`` keys."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    if not url or not worker.startswith("gw"):
+        return url
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    base = int(parts.path.strip("/") or 0)
+    return urlunsplit(parts._replace(path=f"/{(base - int(worker[2:])) % 16}"))
+
+
 PG_URL = os.environ.get("HUB_TEST_DATABASE_URL")
-REDIS_URL = os.environ.get("HUB_TEST_REDIS_URL")
+REDIS_URL = _redis_url_of_this_worker(os.environ.get("HUB_TEST_REDIS_URL"))
 IN_CI = os.environ.get("CI") == "true"
 
 
@@ -142,9 +156,9 @@ def hub_factory(hub_plugins):
 @pytest.fixture
 async def hub(settings: Settings, hub_factory):
     instance = hub_factory(settings)
-    from hub.db.migrate import upgrade_async
+    from hub.testing.schema import migrate
 
-    await upgrade_async(instance.engine)
+    await migrate(instance.engine)
     yield instance
     await instance.aclose()
 

@@ -39,3 +39,24 @@ async def callback(client, location: str) -> dict[str, list[str]]:
 async def connect_oauth(client, tenant, provider: str, decision: str = "allow") -> dict[str, list[str]]:
     """The whole flow; returns the outcome (``{"status": ["connected"], ...}`` when it worked)."""
     return await callback(client, consent(await authorize(client, tenant, provider), decision))
+
+
+async def pause_schedules(client, tenant, provider: str) -> None:
+    """Switch off the periodic reads of a tenant's connection and wait until any the scheduler already
+    started are done: with running workers (the ``jobs`` fixture), a new connection's first scheduled read
+    would otherwise race a test that counts reads, records or provider requests."""
+    from hub.testing.app import wait_for
+
+    info = (await client.get(f"/v1/providers/{provider}")).json()
+    inbound = sorted({s["entity"] for s in info.get("syncs", []) if s.get("direction") == "inbound"})
+    response = await client.patch(f"/v1/connections/{provider}", headers=tenant.headers,
+                                  json={"sync_schedules": {entity: {"enabled": False} for entity in inbound}})
+    assert response.status_code == 200, response.text
+
+    async def idle() -> bool:
+        for status in ("queued", "running"):
+            if (await client.get(f"/v1/syncs?provider={provider}&status={status}", headers=tenant.headers)).json():
+                return False
+        return True
+
+    await wait_for(idle)

@@ -40,6 +40,7 @@ from hub.config import Settings
 from hub.db.models import Event, WebhookAttempt, WebhookDelivery, WebhookEndpoint
 from hub.http import retry_after
 from hub.jobs.outbox import describe
+from hub.metrics import DELIVERIES, DELIVERY_SECONDS
 from hub.webhooks.endpoints import disable, secrets_for_signing
 from hub.webhooks.signing import signed_headers
 from hub.webhooks.ssrf import AddressGuard, GuardedTransport, Resolver, UnsafeUrl
@@ -319,11 +320,16 @@ class Sender:
         except Exception as exc:  # a bug must not stop the sender; the attempt is logged as failed
             log.exception("webhook delivery %s failed unexpectedly", claim.id)
             error = describe(exc)
-        duration_ms = round((time.perf_counter() - started) * 1000)
+        elapsed = time.perf_counter() - started
+        duration_ms = round(elapsed * 1000)
+        DELIVERY_SECONDS.observe(elapsed)
         outcome = Outcome(delivery_id=claim.id, endpoint_id=claim.endpoint_id, tenant_id=claim.tenant_id,
                           attempt=claim.attempts, status="succeeded", attempted_at=attempted_at,
                           status_code=status_code, duration_ms=duration_ms, error=error, response_body=text)
-        if status_code is not None and 200 <= status_code < 300:
+        delivered = status_code is not None and 200 <= status_code < 300
+        DELIVERIES.labels("delivered" if delivered else "refused" if (error or "").startswith("refused:")
+                          else "failed").inc()
+        if delivered:
             return outcome
         if status_code == 410:
             outcome.status, outcome.gone = "failed", True

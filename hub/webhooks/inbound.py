@@ -19,6 +19,7 @@ from hub.db.models import Connection, utcnow
 from hub.errors import HubError, NotFound, Unauthorized
 from hub.handlers import VerifiedEvent, WebhookReply, WebhookRequest, WebhookVerifier
 from hub.jobs.outbox import describe
+from hub.metrics import WEBHOOKS_RECEIVED
 
 if TYPE_CHECKING:
     from hub.runtime import Hub
@@ -74,6 +75,7 @@ async def receive(
         if not isinstance(exc, Unauthorized):
             log.warning("%s webhook verifier raised %s; rejected", provider, type(exc).__name__)
         hub.webhook_intake.count_rejection(provider)
+        WEBHOOKS_RECEIVED.labels(provider, "rejected").inc()
         raise Unauthorized(f"the {provider} webhook signature does not verify", code="invalid_signature") from None
 
     body_hash = hashlib.sha256(body).hexdigest()
@@ -89,7 +91,10 @@ async def receive(
     def unstorable(reason: str) -> dict[str, Any]:
         return _unparseable(provider, body.replace(b"\x00", b""), body_hash, reason)
 
-    await hub.webhook_intake.store(provider, rows, conn, unstorable)  # a redelivery stores nothing new
+    new = await hub.webhook_intake.store(provider, rows, conn, unstorable)  # a redelivery stores nothing new
+    WEBHOOKS_RECEIVED.labels(provider, "stored").inc(len(new))
+    if len(new) < len(rows):
+        WEBHOOKS_RECEIVED.labels(provider, "duplicate").inc(len(rows) - len(new))
     return verifier.reply(request, events) if verifier.reply is not None else WebhookReply()
 
 

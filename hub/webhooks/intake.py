@@ -59,6 +59,9 @@ class Submission:
         self.future: asyncio.Future[set[uuid.UUID]] = asyncio.get_running_loop().create_future()
 
 
+RETRY_COUNT_SECONDS = 0.5
+
+
 class Intake:
     def __init__(self, hub: Hub) -> None:
         self.hub = hub
@@ -137,7 +140,12 @@ class Intake:
             try:
                 await self._write([], rejections)
             except Exception as counting:
-                log.warning("could not count %d rejected webhooks: %s", sum(rejections.values()), describe(counting))
+                # Counted with a later batch instead; the pause keeps a database that is down from a busy loop.
+                log.warning("could not count %d rejected webhooks yet: %s", sum(rejections.values()),
+                            describe(counting))
+                if not self._closing:
+                    self._rejections.update(rejections)
+                    await asyncio.sleep(RETRY_COUNT_SECONDS)
             return
         for submission in batch:
             _settle(submission, inserted)

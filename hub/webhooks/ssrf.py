@@ -29,6 +29,7 @@ import httpcore
 import httpx
 
 from hub.errors import ValidationFailed
+from hub.http import tls_context
 
 Resolver = Callable[[str, int], Awaitable[list[str]]]
 """``resolve(host, port)`` -> the host's addresses, as strings."""
@@ -186,7 +187,7 @@ class GuardedTransport(httpx.AsyncBaseTransport):
     def __init__(self, guard: AddressGuard, *, backend: httpcore.AsyncNetworkBackend | None = None,
                  connections_per_origin: int = 8, max_pools: int = 1024, keepalive_expiry: float = 30.0) -> None:
         self._backend = GuardedBackend(guard, backend)
-        self._ssl_context = httpx.create_ssl_context(trust_env=False)
+        self._ssl_context = tls_context(trust_env=False)
         self._per_origin = connections_per_origin
         self._max_pools = max_pools
         self._keepalive_expiry = keepalive_expiry

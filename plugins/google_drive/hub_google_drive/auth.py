@@ -42,6 +42,6 @@ class GoogleOAuth2(OAuth2):
         if response.status_code >= 400:
             raise ProviderError(f"Google refused to revoke the token (HTTP {response.status_code})")
 
-    async def disconnecting(self, ctx) -> None:
+    async def on_disconnect(self, ctx) -> None:
         """Before the tokens go: stop the push channel, so Google stops calling a connection that is gone."""
         await asyncio.wait_for(channels.stop_current(self.hosts, ctx), timeout=30)

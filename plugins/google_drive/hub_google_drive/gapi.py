@@ -83,7 +83,7 @@ class HubHttp:
         idempotent = False if method == "PUT" and content_range and not content_range.startswith("bytes */") else None
         future = asyncio.run_coroutine_threadsafe(
             self._send(method, self._same_scheme(uri), content=body, headers=headers, idempotent=idempotent,
-                       rate_limited=google_rate_limited),
+                       throttled=google_rate_limited),
             self._loop)
         response = future.result()
         info = {k.lower(): v for k, v in response.headers.items()}

@@ -19,7 +19,6 @@ class GoogleDriveAdapter(ProviderAdapter):
     provider = "google_drive"
     plugin = ("google_drive", hub_google_drive.plugin)
     probe = ("list_folder", {"folder_id": "root", "page_size": 10})
-    signs_body = False  # Drive notifications are empty POSTs; the channel token is the only proof
 
     def simulator(self) -> GoogleDriveSimulator:
         return GoogleDriveSimulator()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 
 from hub.connections import connection_context, get_connection
-from hub.testing import connect_oauth, wait_for
+from hub.testing import connect_oauth, pause_schedules, wait_for
 
 
 async def connect(client, tenant, *, settle: bool = False) -> dict:
@@ -15,19 +15,8 @@ async def connect(client, tenant, *, settle: bool = False) -> dict:
     outcome = await connect_oauth(client, tenant, "quickbooks")
     assert outcome["status"] == ["connected"], outcome
     if settle:
-        off = {entity: {"enabled": False} for entity in ("payment", "account")}
-        response = await client.patch("/v1/connections/quickbooks", json={"sync_schedules": off},
-                                      headers=tenant.headers)
-        assert response.status_code == 200, response.text
-        await wait_for(lambda: idle(client, tenant))
+        await pause_schedules(client, tenant, "quickbooks")
     return (await client.get("/v1/connections/quickbooks", headers=tenant.headers)).json()
-
-
-async def idle(client, tenant) -> bool:
-    for status in ("queued", "running"):
-        if (await client.get(f"/v1/syncs?status={status}", headers=tenant.headers)).json():
-            return False
-    return True
 
 
 async def sync(client, tenant, entity: str, records: list[dict] | None = None, **extra) -> dict:

@@ -21,7 +21,7 @@ async def events(client, tenant, type: str) -> list[dict]:
 
 
 async def test_a_new_payment_is_linked_to_the_hub_invoice_and_received_once(client, hub, tenant, qbo, jobs):
-    await connect(client, tenant)
+    await connect(client, tenant, settle=True)
     await run_sync(client, tenant, "invoice", [invoice(1, client=clients(1)[0]), invoice(2, client=clients(1)[0])])
     qbo_invoices = await mappings(client, tenant, "invoice")
     payment = qbo.state.make_payment(qbo_invoices["inv-1"], "500.00", method="Check", ref="1042")
@@ -65,7 +65,7 @@ async def test_payments_are_not_imported_when_the_setting_is_off(client, hub, te
 
 
 async def test_customers_changed_in_quickbooks_come_back_under_the_hub_id(client, hub, tenant, qbo, jobs):
-    await connect(client, tenant)
+    await connect(client, tenant, settle=True)
     await run_sync(client, tenant, "client", clients(2))
     ids = await mappings(client, tenant, "client")
     await run_sync(client, tenant, "client")
@@ -83,7 +83,7 @@ async def test_customers_changed_in_quickbooks_come_back_under_the_hub_id(client
 
 
 async def test_a_cursor_older_than_cdc_reaches_starts_over_with_a_full_read(client, hub, tenant, qbo, jobs):
-    await connect(client, tenant)
+    await connect(client, tenant, settle=True)
     await run_sync(client, tenant, "vendor", [{"id": "ven-1", "company_name": "Lumber Co"}])
     await run_sync(client, tenant, "vendor")
     old = (datetime.now(UTC) - timedelta(days=45)).isoformat()
@@ -99,7 +99,7 @@ async def test_a_cursor_older_than_cdc_reaches_starts_over_with_a_full_read(clie
 
 
 async def test_the_chart_of_accounts_is_an_inbound_entity(client, hub, tenant, qbo, jobs):
-    await connect(client, tenant)
+    await connect(client, tenant, settle=True)
     run = await run_sync(client, tenant, "account")
     assert run["created"] == 4
     names = {r["data"]["name"]: r["data"] for r in (await records(client, tenant, "account")).values()}
@@ -119,7 +119,7 @@ async def test_the_import_interval_is_the_payment_pulls_schedule(client, hub, te
 
 async def test_invoices_changed_in_quickbooks_come_back_under_the_hub_ids_of_invoice_and_client(client, hub, tenant,
                                                                                                 qbo, jobs):
-    await connect(client, tenant)
+    await connect(client, tenant, settle=True)
     await run_sync(client, tenant, "invoice", [invoice(1, client=clients(1)[0])])
     await run_sync(client, tenant, "invoice")  # the first read
     qbo_invoice = (await mappings(client, tenant, "invoice"))["inv-1"]

@@ -1,0 +1,1 @@
+"""DocuSign eSignature for the integration hub."""

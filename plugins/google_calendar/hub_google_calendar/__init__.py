@@ -1,0 +1,1 @@
+"""Google Calendar for the integration hub."""
