@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import inspect
 import secrets
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime, timedelta
@@ -161,7 +162,9 @@ CredentialCheck = Callable[[ProviderHttp, Any], Awaitable[AccountInfo]]
 
 class ApiKeyAuth:
     """Credentials the tenant types in. ``fields`` is a msgspec Struct type; ``check`` calls the provider
-    with them and returns the account they reach, or raises ``CredentialsRejected``."""
+    with them and returns the account they reach, or raises ``CredentialsRejected``. A ``check`` with a
+    ``tenant_id`` parameter is also given the connecting tenant's id (to create a provider account for it,
+    with an idempotency key of its own)."""
 
     kind = "api_key"
 
@@ -177,6 +180,12 @@ class ApiKeyAuth:
         self.fields = fields
         self.check = check
         self.revoke = revoke
+        self._check_takes_tenant = "tenant_id" in inspect.signature(check).parameters
+
+    async def check_credentials(self, http: ProviderHttp, credentials: Any, tenant_id: Any) -> AccountInfo:
+        if self._check_takes_tenant:
+            return await self.check(http, credentials, tenant_id=tenant_id)
+        return await self.check(http, credentials)
 
     async def on_disconnect(self, ctx: ConnectionContext) -> None:
         """As ``OAuth2.on_disconnect``: undo what the plugin set up for this connection, before revocation."""

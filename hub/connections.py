@@ -98,13 +98,21 @@ async def _connection_row(session: AsyncSession, tenant_id: uuid.UUID, provider:
 
 
 def _mark_connected(conn: Connection, account: AccountInfo) -> None:
-    conn.status = "connected"
     conn.external_account_id = account.id
     conn.external_account_name = account.name
     conn.metadata_ = dict(account.metadata)
     conn.last_error = None
-    conn.connected_at = utcnow()
     conn.sync_enabled = True
+    apply_account_status(conn, account)
+
+
+def apply_account_status(conn: Connection, account: AccountInfo) -> None:
+    """``connected``, or ``pending`` while the provider account cannot be used yet."""
+    if account.pending:
+        conn.status = "pending"
+    elif conn.status != "connected":
+        conn.status = "connected"
+        conn.connected_at = utcnow()
 
 
 async def save_oauth_connection(
@@ -133,7 +141,7 @@ async def connect_with_credentials(
         raise ValidationFailed(f"invalid credentials: {exc}", code="invalid_credentials") from None
     new_settings = validate_settings(info, settings or {}) if settings is not None else None
     try:
-        account = await strategy.check(hub.http, credentials)
+        account = await strategy.check_credentials(hub.http, credentials, tenant_id)
     except HubError:
         raise
     except Exception as exc:
@@ -206,8 +214,11 @@ async def disconnect(hub: Hub, session: AsyncSession, conn: Connection) -> bool:
     return revoked
 
 
-async def connection_context(hub: Hub, session: AsyncSession, conn: Connection) -> ConnectionContext:
-    if conn.status != "connected":
+async def connection_context(hub: Hub, session: AsyncSession, conn: Connection, *, pending_ok: bool = False
+                             ) -> ConnectionContext:
+    """The connection for a plugin's code; only a connected one, or also a pending one with ``pending_ok``
+    (its webhooks, and the actions that finish the onboarding)."""
+    if conn.status != "connected" and not (pending_ok and conn.status == "pending"):
         raise NotConnected(f"the {conn.provider} connection is {conn.status}")
     info = require_provider(hub, conn.provider)
     tenant = await session.get(Tenant, conn.tenant_id)

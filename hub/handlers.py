@@ -11,6 +11,8 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import msgspec
 
+from hub.types import AccountInfo
+
 if TYPE_CHECKING:
     from hub.context import ConnectionContext
 
@@ -29,6 +31,8 @@ class Action:
     output: type[msgspec.Struct]
     handler: Callable[[ConnectionContext, Any], Awaitable[Any]]
     description: str = ""
+    pending_ok: bool = False
+    """Also runs on a ``pending`` connection: an action that finishes the onboarding (a new account link)."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -155,6 +159,9 @@ class WebhookOutcome(msgspec.Struct, kw_only=True):
     deleted: dict[str, list[str]] = {}
     """Entity -> external ids the provider reports deleted."""
     events: list[NewEvent] = []
+    account: AccountInfo | None = None
+    """The connection's account as the provider now reports it (name, metadata, and ``pending``: a pending
+    connection becomes ``connected`` when it is False, a connected one ``pending`` again when it is True)."""
     syncs: list[str] = []
     """Inbound entities to read incrementally now (a push notification that only says "something changed").
     A read already running is followed by another when it ends: it may have asked the provider too early."""

@@ -65,6 +65,10 @@ class AccountInfo(msgspec.Struct, kw_only=True):
     id: str
     name: str | None = None
     metadata: dict[str, Any] = {}
+    pending: bool = False
+    """The account exists but cannot be used yet (a Stripe connected account still onboarding): the
+    connection is saved as ``pending``; webhooks still route to it, and a handler's
+    ``WebhookOutcome(account=...)`` with ``pending=False`` makes it ``connected``."""
 
 
 class HubEvent(msgspec.Struct, kw_only=True):

@@ -99,7 +99,7 @@ class ConnectionController(Controller):
         except msgspec.ValidationError as exc:
             raise ValidationFailed(f"invalid input for {action}: {exc}", code="invalid_action_input") from None
         conn = await svc.get_connection(db, tenant_id, provider)
-        context = await svc.connection_context(hub, db, conn)
+        context = await svc.connection_context(hub, db, conn, pending_ok=spec.pending_ok)
         await db.commit()  # hold no transaction while the provider is called (the plugin opens its own)
         result = await spec.handler(context, payload)
         return Response(msgspec.to_builtins(msgspec.convert(result, spec.output, from_attributes=True)))

@@ -20,6 +20,7 @@ from hub.errors import HubError, NotFound, Unauthorized
 from hub.handlers import VerifiedEvent, WebhookReply, WebhookRequest, WebhookVerifier
 from hub.jobs.outbox import describe
 from hub.metrics import WEBHOOKS_RECEIVED
+from hub.webhooks.intake import ROUTABLE
 
 if TYPE_CHECKING:
     from hub.runtime import Hub
@@ -63,9 +64,9 @@ async def receive(
     if connection_id is not None:
         async with hub.session() as session:
             conn = await _path_connection(session, provider, connection_id)
-            if conn is None or conn.status != "connected":
+            if conn is None or conn.status not in ROUTABLE:
                 raise NotFound("no such connection", code="webhook_url_not_found")
-            ctx = await connection_context(hub, session, conn)
+            ctx = await connection_context(hub, session, conn, pending_ok=True)
 
     try:
         outcome = verifier.verify(request, ctx)

@@ -40,6 +40,8 @@ if TYPE_CHECKING:
 log = logging.getLogger("hub.webhooks")
 
 PROCESS_JOB = "webhook.process"
+ROUTABLE = ("connected", "pending")
+"""Connections a provider's events route to: a pending one hears that its account became usable."""
 MAX_ATTEMPTS = 8
 EVENTS_PER_JOB = 10
 MAX_BATCH_ROWS = 500  # 14 columns a row: well within SQLite's 32,766 bound parameters
@@ -226,8 +228,9 @@ def _settle(submission: Submission, outcome: set[uuid.UUID] | BaseException) -> 
 
 
 def _route(conn: Connection_, batch: Sequence[Submission]) -> None:
-    """Each row gets its connection: the URL's, else the connected connection of its provider with the
-    event's account id (the most recently connected, if several tenants connected the same account).
+    """Each row gets its connection: the URL's, else the connected (or pending: still onboarding)
+    connection of its provider with the event's account id (the most recently connected, if several
+    tenants connected the same account).
     One query for the whole batch."""
     wanted = {(s.provider, row["account_id"]) for s in batch if s.connection is None
               for row in s.rows if row["account_id"]}
@@ -235,7 +238,7 @@ def _route(conn: Connection_, batch: Sequence[Submission]) -> None:
     if wanted:
         found = conn.execute(
             select(Connection.provider, Connection.external_account_id, Connection.id, Connection.tenant_id)
-            .where(Connection.status == "connected",
+            .where(Connection.status.in_(ROUTABLE),
                    Connection.provider.in_({p for p, _ in wanted}),
                    Connection.external_account_id.in_({a for _, a in wanted}))
             .order_by(Connection.connected_at)

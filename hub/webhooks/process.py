@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from hub.connections import connection_context
+from hub.connections import apply_account_status, connection_context
 from hub.db.models import Connection, Job, WebhookInbox, utcnow
 from hub.entities import ENTITIES
 from hub.errors import Conflict, NotFound
@@ -20,7 +20,8 @@ from hub.handlers import VerifiedEvent, WebhookOutcome
 from hub.jobs.outbox import describe, enqueue, is_permanent
 from hub.sync.service import entity_schema, read_changes
 from hub.sync.store import store_records
-from hub.webhooks.intake import MAX_ATTEMPTS, PROCESS_JOB
+from hub.types import AccountInfo
+from hub.webhooks.intake import MAX_ATTEMPTS, PROCESS_JOB, ROUTABLE
 
 if TYPE_CHECKING:
     from hub.runtime import Hub
@@ -53,7 +54,7 @@ async def _process(hub: Hub, inbox_id: uuid.UUID) -> None:
         verifier = hub.registry.verifiers.get(row.provider)
         if verifier is None:
             raise LookupError(f"no plugin handles {row.provider} webhooks any more")
-        ctx = await connection_context(hub, session, conn)
+        ctx = await connection_context(hub, session, conn, pending_ok=True)
         event = VerifiedEvent(type=row.event_type or "", payload=row.payload, account_id=row.account_id,
                               event_id=None)
     outcome = await verifier.handle(ctx, event) if verifier.handle is not None else None
@@ -71,6 +72,8 @@ async def _process(hub: Hub, inbox_id: uuid.UUID) -> None:
 
 
 async def apply_outcome(hub: Hub, session: AsyncSession, conn: Connection, outcome: WebhookOutcome) -> None:
+    if outcome.account is not None:
+        await _update_account(session, conn, outcome.account)
     for entity in dict.fromkeys([*outcome.records, *outcome.deleted]):
         stored = await store_records(session, conn.tenant_id, conn.id, entity, _schema(hub, conn.provider, entity),
                                      outcome.records.get(entity, ()), outcome.deleted.get(entity, ()),
@@ -82,6 +85,17 @@ async def apply_outcome(hub: Hub, session: AsyncSession, conn: Connection, outco
         await record_event(session, conn.tenant_id, new.type, new.data, provider=conn.provider)
     for entity in dict.fromkeys(outcome.syncs):
         await read_changes(hub, session, conn, entity)
+
+
+async def _update_account(session: AsyncSession, conn: Connection, account: AccountInfo) -> None:
+    """The provider's news about the connection's account; a disconnected connection stays so."""
+    row = await session.get(Connection, conn.id, with_for_update=True, populate_existing=True)
+    if row is None or row.status not in ROUTABLE or row.external_account_id != account.id:
+        return
+    row.external_account_name = account.name or row.external_account_name
+    row.metadata_ = {**row.metadata_, **account.metadata}
+    apply_account_status(row, account)
+    await session.flush()
 
 
 def _schema(hub: Hub, provider: str, entity: str):
@@ -108,7 +122,7 @@ async def reprocess(session: AsyncSession, inbox_id: uuid.UUID, tenant_id: uuid.
         raise Conflict("the body could not be parsed; there is no event to process", code="webhook_unparseable")
     if row.connection_id is None:
         conn = (await session.scalars(select(Connection).where(
-            Connection.provider == row.provider, Connection.status == "connected",
+            Connection.provider == row.provider, Connection.status.in_(ROUTABLE),
             Connection.external_account_id == row.account_id).order_by(Connection.connected_at.desc()).limit(1)
         )).first() if row.account_id else None
         if conn is None:

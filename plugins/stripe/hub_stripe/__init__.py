@@ -1,0 +1,1 @@
+"""Stripe for the integration hub."""
