@@ -274,3 +274,21 @@ async def test_ctx_push_refuses_an_invalid_record_before_calling_the_provider(cl
     with pytest.raises(ValidationFailed):
         await ctx.push("client", [*clients(1), {"id": "no-name"}])
     assert provider.state.batch_calls == 0
+
+
+async def test_two_concurrent_ctx_pushes_of_a_new_record_create_it_once(client, hub, tenant, provider):
+    """An action asked for twice at once (or an observer retried while its first run still pushes): the
+    second push waits for the first, then finds the record mapped and unchanged."""
+    import asyncio
+
+    from hub.connections import connection_context, get_connection
+
+    await connect(client, tenant)
+    async with hub.session(tenant.id) as session:
+        ctx = await connection_context(hub, session, await get_connection(session, tenant.id, "testoauth"))
+    provider.latency = 0.2  # both would be at the provider together, were they not serialized
+    first, second = await asyncio.gather(ctx.push("client", clients(1)), ctx.push("client", clients(1)))
+    provider.latency = 0.0
+    assert sorted([first["client-0"].outcome, second["client-0"].outcome]) == ["created", "unchanged"]
+    assert first["client-0"].external_id == second["client-0"].external_id
+    assert provider.state.batch_calls == 1

@@ -32,6 +32,7 @@ from hub.jobs.outbox import Defer
 from hub.metrics import SYNC_RECORDS
 from hub.sync.service import entity_schema, start_inbound
 from hub.sync.store import store_records
+from hub.types import RateLimit
 
 if TYPE_CHECKING:
     from hub.context import ConnectionContext
@@ -41,6 +42,7 @@ log = logging.getLogger("hub.sync")
 
 CHUNK = 1000
 MAX_ERRORS_KEPT = 100
+PUSH_ONE_AT_A_TIME = (RateLimit(requests=1_000_000, per_seconds=1, concurrency=1),)
 
 
 class _Cancelled(Exception):
@@ -228,13 +230,22 @@ async def push_records(hub: Hub, ctx: ConnectionContext, entity: str, records: S
             raise ValidationFailed(f"invalid {entity} record: {exc}", code="invalid_records") from None
         typed[item.id] = item
     hashes = {rid: record_hash(r) for rid, r in typed.items()}
-    mapped: dict[str, EntityMapping] = {}
-    if typed:
-        async with hub.session(ctx.tenant_id) as session:
-            mapped = {m.internal_id: m for m in (await session.scalars(select(EntityMapping).where(
-                EntityMapping.connection_id == ctx.connection_id, EntityMapping.entity == entity,
-                EntityMapping.internal_id.in_(list(typed)),
-            ))).all()}
+    if not typed:
+        return {}
+    # One push of an entity per connection at a time (across processes when the throttle is Redis's), from
+    # reading the mappings to saving them: two callers pushing the same new record at once (an action asked
+    # for twice, an observer retried) would otherwise both create it at the provider.
+    async with hub.http.throttle.slot(f"push:{ctx.connection_id}:{entity}", PUSH_ONE_AT_A_TIME):
+        return await _push_typed(hub, ctx, handler, entity, typed, hashes)
+
+
+async def _push_typed(hub: Hub, ctx: ConnectionContext, handler: OutboundSync, entity: str, typed: dict[str, Any],
+                      hashes: dict[str, str]) -> dict[str, PushResult]:
+    async with hub.session(ctx.tenant_id) as session:
+        mapped = {m.internal_id: m for m in (await session.scalars(select(EntityMapping).where(
+            EntityMapping.connection_id == ctx.connection_id, EntityMapping.entity == entity,
+            EntityMapping.internal_id.in_(list(typed)),
+        ))).all()}
     results = {
         rid: PushResult(internal_id=rid, external_id=m.external_id, outcome="unchanged")
         for rid, m in mapped.items() if m.sync_hash == hashes[rid]

@@ -1,0 +1,1 @@
+"""Google Drive for the integration hub."""
