@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 
 from litestar import Litestar, Router
 from litestar.di import Provide
@@ -35,30 +36,63 @@ from hub.runtime import Hub
 log = logging.getLogger("hub")
 
 
+@dataclass(frozen=True)
+class BodyLimits:
+    """The request body limits an app is built with (all the app depends on from a hub's configuration)."""
+
+    api: int
+    sync: int
+    files: int
+    webhooks: int
+
+    @classmethod
+    def of(cls, hub: Hub) -> BodyLimits:
+        settings = hub.settings
+        webhooks = max([settings.max_body_bytes, *(v.max_body_bytes for v in hub.registry.verifiers.values())])
+        return cls(api=settings.max_body_bytes, sync=settings.max_sync_body_bytes, files=settings.max_file_bytes,
+                   webhooks=webhooks)
+
+
 def create_app(
     hub: Hub, *, migrate: bool = False, owns_hub: bool = False, background: Background | None = None
 ) -> Litestar:
     """Build the API around a ``Hub``. ``migrate`` brings the schema to head on start-up (the embedded
     default does this); ``background`` runs beside the API (the embedded worker, or a sender of jobs);
     ``owns_hub`` closes the hub's engine and HTTP client on shutdown."""
+    return bind(build_app(BodyLimits.of(hub)), hub, migrate=migrate, owns_hub=owns_hub, background=background)
 
-    @asynccontextmanager
-    async def lifespan(app: Litestar) -> AsyncIterator[None]:
-        if migrate:
-            await upgrade_async(hub.engine)
-            log.info("database schema is current")
+
+def bind(app: Litestar, hub: Hub, *, migrate: bool = False, owns_hub: bool = False,
+         background: Background | None = None) -> Litestar:
+    """Point an app from ``build_app`` at a hub: what its requests and its start-up and shut-down use."""
+    app.state.hub = hub
+    app.state.hub_startup = (migrate, owns_hub, background)
+    return app
+
+
+@asynccontextmanager
+async def lifespan(app: Litestar) -> AsyncIterator[None]:
+    hub: Hub = app.state.hub
+    migrate, owns_hub, background = app.state.hub_startup
+    if migrate:
+        await upgrade_async(hub.engine)
+        log.info("database schema is current")
+    if background is not None:
+        await background.start(hub)
+    try:
+        yield
+    finally:
         if background is not None:
-            await background.start(hub)
-        try:
-            yield
-        finally:
-            if background is not None:
-                await background.stop()
-            # Webhooks received but not yet written are written now, on the loop that received them.
-            await hub.webhook_intake.aclose()
-            if owns_hub:
-                await hub.aclose()
+            await background.stop()
+        # Webhooks received but not yet written are written now, on the loop that received them.
+        await hub.webhook_intake.aclose()
+        if owns_hub:
+            await hub.aclose()
 
+
+def build_app(limits: BodyLimits) -> Litestar:
+    """The routes, dependencies and middleware, without a hub (``bind`` gives it one). Building takes
+    Litestar a good part of a second, so the test kit builds one per set of limits and binds it per test."""
     tenant_router = Router(
         path="/",
         route_handlers=[
@@ -67,8 +101,8 @@ def create_app(
             webhooks_in.InboxController,
             # records to push can be many: this router's body limit is the larger one
             Router(path="/", route_handlers=[syncs.SyncController],
-                   request_max_body_size=hub.settings.max_sync_body_bytes),
-            Router(path="/", route_handlers=[files.FileController], request_max_body_size=hub.settings.max_file_bytes),
+                   request_max_body_size=limits.sync),
+            Router(path="/", route_handlers=[files.FileController], request_max_body_size=limits.files),
         ],
         dependencies={"tenant_id": Provide(provide_tenant_id), "db": Provide(provide_tenant_db)},
         security=[{"apiKey": []}],
@@ -82,8 +116,7 @@ def create_app(
     # Inbound webhooks are public (each plugin verifies its own) and may be larger than API bodies.
     webhook_router = Router(
         path="/", route_handlers=[webhooks_in.receive_webhook, webhooks_in.receive_connection_webhook],
-        request_max_body_size=max([hub.settings.max_body_bytes,
-                                   *(v.max_body_bytes for v in hub.registry.verifiers.values())]),
+        request_max_body_size=limits.webhooks,
     )
     app = Litestar(
         route_handlers=[
@@ -94,7 +127,7 @@ def create_app(
         exception_handlers=EXCEPTION_HANDLERS,
         middleware=[observability.request_ids, observability.http_metrics.middleware],
         lifespan=[lifespan],
-        request_max_body_size=hub.settings.max_body_bytes,
+        request_max_body_size=limits.api,
         logging_config=None,  # the process configures logging (hub.logs); the app only logs
         openapi_config=OpenAPIConfig(
             title="Integration hub",
@@ -107,5 +140,4 @@ def create_app(
             }),
         ),
     )
-    app.state.hub = hub
     return app

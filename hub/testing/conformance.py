@@ -44,6 +44,9 @@ class ProviderAdapter:
     """The provider's slug."""
     plugin: tuple[str, object]
     """(name, module) of the plugin, as ``load_plugins(extra=...)`` takes it."""
+    databases: tuple[str, ...] = ("sqlite",)
+    """The kit's databases the suite runs on. A plugin's behaviour rarely depends on the database, which the
+    core's own suite proves on PostgreSQL; run your end-to-end test on the full matrix instead."""
 
     # -- the simulator --------------------------------------------------------------------------------
     def simulator(self) -> Simulator:
@@ -155,7 +158,8 @@ def seen_secrets(simulator: Simulator) -> list[str]:
 
 def conformance_suite(adapter: ProviderAdapter) -> type:
     """A pytest test class running every conformance check against ``adapter``'s provider."""
-    return type(f"Conformance_{adapter.provider}", (_Suite,), {"adapter": adapter, "__test__": True})
+    return type(f"Conformance_{adapter.provider}", (_Suite,), {
+        "adapter": adapter, "__test__": True, "pytestmark": [pytest.mark.only_on(database=adapter.databases)]})
 
 
 async def _connection(client, tenant, provider: str) -> dict[str, Any] | None:

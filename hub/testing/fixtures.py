@@ -171,12 +171,25 @@ async def client(hub: Hub, background):
     the test's loop holds a lock the request needs."""
     from litestar.testing import AsyncTestClient
 
-    from hub.api.app import create_app
+    from hub.api.app import BodyLimits, bind
 
-    app = create_app(hub, background=background)
+    app = bind(_app_with(BodyLimits.of(hub)), hub, background=background)
     async with AsyncTestClient(app, base_url=PUBLIC_URL) as test_client:
         yield test_client
     hub.dispatch = None
+
+
+def _app_with(limits):
+    """One app per set of body limits in each test process, bound to each test's hub in turn: building a
+    Litestar app takes most of a second, which every test would otherwise pay."""
+    from hub.api.app import build_app
+
+    if limits not in _APPS:
+        _APPS[limits] = build_app(limits)
+    return _APPS[limits]
+
+
+_APPS: dict = {}
 
 
 @pytest.fixture

@@ -17,6 +17,7 @@ class TestOAuthAdapter(ProviderAdapter):
     provider = "testoauth"
     plugin = ("testprovider", plugin)
     probe = ("echo", {"text": "probe"})
+    databases = ("sqlite", "postgres")  # the core's own test provider proves the suite on both
 
     def simulator(self) -> FakeProvider:
         return FakeProvider()
