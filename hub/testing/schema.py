@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from hub.db.migrate import upgrade_async
 
-_recorded: dict[str, list[tuple[str, Any, bool]]] = {}
+_recorded: dict[str, list[tuple[str, Any]]] = {}
 _TRANSACTION_CONTROL = ("BEGIN", "COMMIT", "ROLLBACK", "SAVEPOINT", "RELEASE")
 
 
@@ -24,16 +24,16 @@ async def migrate(engine: AsyncEngine) -> None:
         _recorded[dialect] = await _record(engine)
         return
     async with engine.begin() as conn:
-        for statement, parameters, many in statements:
-            await conn.exec_driver_sql(statement, parameters if many or parameters is None else parameters)
+        for statement, parameters in statements:
+            await conn.exec_driver_sql(statement, parameters)
 
 
-async def _record(engine: AsyncEngine) -> list[tuple[str, Any, bool]]:
-    sent: list[tuple[str, Any, bool]] = []
+async def _record(engine: AsyncEngine) -> list[tuple[str, Any]]:
+    sent: list[tuple[str, Any]] = []
 
     def keep(conn, cursor, statement, parameters, context, executemany) -> None:
         if not statement.lstrip().upper().startswith(_TRANSACTION_CONTROL):
-            sent.append((statement, parameters, executemany))
+            sent.append((statement, parameters))  # exec_driver_sql runs a list of parameter sets as executemany
 
     event.listen(engine.sync_engine, "before_cursor_execute", keep)
     try:
