@@ -329,6 +329,38 @@ def sync(provider: str, entity: str, tenant_id: uuid.UUID, records_file, full: b
         sys.exit(1)
 
 
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="Print the status as one JSON object, for machines.")
+@click.option("--stuck-after", default=10.0, show_default=True, type=click.FloatRange(min=0),
+              help="Minutes a due job may wait to be picked up before it counts as stuck.")
+@click.option("--limit", default=10, show_default=True, type=click.IntRange(1, 1000),
+              help="Rows shown per part (the totals always count everything).")
+def status(as_json: bool, stuck_after: float, limit: int) -> None:
+    """What needs attention, across every tenant: connections in error, webhook endpoints failing or disabled,
+    stuck and failed jobs, the last sync of each flow, inbound webhooks failed or unrouted, the queues.
+
+    Exits 0 when nothing needs attention and 1 when something does (or the database cannot be read), so it
+    can serve as a cron or Nagios check."""
+    import shutil
+    from datetime import timedelta
+
+    from hub.status import read_status
+
+    async def work(hub):
+        async with hub.session() as session:
+            return await read_status(session, hub.clock(), stuck_after=timedelta(minutes=stuck_after), limit=limit)
+
+    report = _run(work)
+    if as_json:
+        _echo_json(report)
+    else:
+        from hub.status_text import render
+
+        click.echo("\n".join(render(report, shutil.get_terminal_size((100, 24)).columns)))
+    if not report.healthy:
+        sys.exit(1)
+
+
 @main.group()
 def jobs() -> None:
     """Background jobs: see what failed, and retry it."""

@@ -9,14 +9,18 @@ outcome, status — never a tenant, connection, URL or id.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
+import msgspec
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, Counter, Gauge, Histogram, generate_latest
 from sqlalchemy import func, select
 
 from hub.db.models import Job, WebhookDelivery
 
 if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncSession
+
     from hub.runtime import Hub
 
 PROVIDER_REQUESTS = Counter(
@@ -46,32 +50,47 @@ DELIVERIES_OLDEST_DUE = Gauge("hub_webhook_deliveries_oldest_due_seconds",
                               "How long the longest-waiting due outgoing webhook has waited")
 
 
+class QueueDepth(msgspec.Struct, kw_only=True):
+    """The queues are tables: jobs not finished, and outgoing webhooks not yet delivered."""
+
+    jobs_pending: int
+    jobs_running: int
+    oldest_due_job_seconds: float
+    """How long the longest-waiting due job has waited (0 when none is due)."""
+    deliveries_waiting: int
+    oldest_due_delivery_seconds: float
+
+
+async def queue_depth(session: AsyncSession, now: datetime) -> QueueDepth:
+    """Queue depth and age (one query each): the gauges below, and ``hub status``."""
+    counts = dict((await session.execute(
+        select(Job.status, func.count()).where(Job.status.in_(("pending", "running"))).group_by(Job.status)
+    )).all())
+    oldest_job = await session.scalar(select(func.min(Job.run_at)).where(Job.status == "pending",
+                                                                          Job.run_at <= now))
+    waiting = await session.scalar(select(func.count()).select_from(WebhookDelivery)
+                                   .where(WebhookDelivery.status == "pending"))
+    oldest_delivery = await session.scalar(select(func.min(WebhookDelivery.next_attempt_at)).where(
+        WebhookDelivery.status == "pending", WebhookDelivery.next_attempt_at <= now))
+    return QueueDepth(jobs_pending=counts.get("pending", 0), jobs_running=counts.get("running", 0),
+                      oldest_due_job_seconds=age_seconds(now, oldest_job), deliveries_waiting=waiting or 0,
+                      oldest_due_delivery_seconds=age_seconds(now, oldest_delivery))
+
+
 async def read_queue_gauges(hub: Hub) -> None:
-    """Queue depth and age, from the tables that are the queues (one query each)."""
-    now = hub.clock()
     async with hub.session() as session:
-        counts = dict((await session.execute(
-            select(Job.status, func.count()).where(Job.status.in_(("pending", "running"))).group_by(Job.status)
-        )).all())
-        oldest_job = await session.scalar(select(func.min(Job.run_at)).where(Job.status == "pending",
-                                                                              Job.run_at <= now))
-        waiting = await session.scalar(select(func.count()).select_from(WebhookDelivery)
-                                       .where(WebhookDelivery.status == "pending"))
-        oldest_delivery = await session.scalar(select(func.min(WebhookDelivery.next_attempt_at)).where(
-            WebhookDelivery.status == "pending", WebhookDelivery.next_attempt_at <= now))
-    for status in ("pending", "running"):
-        JOBS_WAITING.labels(status).set(counts.get(status, 0))
-    JOBS_OLDEST_DUE.set(_age(now, oldest_job))
-    DELIVERIES_WAITING.set(waiting or 0)
-    DELIVERIES_OLDEST_DUE.set(_age(now, oldest_delivery))
+        depth = await queue_depth(session, hub.clock())
+    JOBS_WAITING.labels("pending").set(depth.jobs_pending)
+    JOBS_WAITING.labels("running").set(depth.jobs_running)
+    JOBS_OLDEST_DUE.set(depth.oldest_due_job_seconds)
+    DELIVERIES_WAITING.set(depth.deliveries_waiting)
+    DELIVERIES_OLDEST_DUE.set(depth.oldest_due_delivery_seconds)
 
 
-def _age(now, since) -> float:
+def age_seconds(now: datetime, since: datetime | None) -> float:
     if since is None:
         return 0.0
     if since.tzinfo is None:  # SQLite's MIN() returns the stored text, without the column's conversion
-        from datetime import UTC
-
         since = since.replace(tzinfo=UTC)
     return max(0.0, (now - since).total_seconds())
 

@@ -25,6 +25,8 @@ if TYPE_CHECKING:
     from hub.runtime import Hub
 
 ROTATION_OVERLAP = timedelta(hours=24)
+DISABLED_BY_TENANT = "disabled by the tenant"
+"""The reason of an endpoint the tenant switched off (any other reason is the hub's own decision)."""
 def secrets_for_signing(hub: Hub, endpoint: WebhookEndpoint, now: datetime) -> list[str]:
     """The current secret, and the previous one while its overlap lasts."""
     secrets = [hub.vault.decrypt(endpoint.secret_enc, endpoint.tenant_id, endpoint.id, "secret")]
@@ -59,7 +61,7 @@ async def create_endpoint(hub: Hub, session: AsyncSession, tenant_id: uuid.UUID,
                                event_types=patterns, enabled=enabled, consecutive_failures=0,
                                created_at=now, updated_at=now)
     if not enabled:
-        endpoint.disabled_reason, endpoint.disabled_at = "disabled by the tenant", now
+        endpoint.disabled_reason, endpoint.disabled_at = DISABLED_BY_TENANT, now
     secret = new_secret()
     endpoint.secret_enc = hub.vault.encrypt(secret, tenant_id, endpoint.id, "secret")
     session.add(endpoint)
@@ -80,7 +82,7 @@ async def update_endpoint(hub: Hub, session: AsyncSession, endpoint: WebhookEndp
         if changes["enabled"]:
             enable(endpoint)
         else:
-            await disable(hub, session, endpoint, "disabled by the tenant", record=False)
+            await disable(hub, session, endpoint, DISABLED_BY_TENANT, record=False)
     endpoint.updated_at = hub.clock()
     await session.flush()
     return endpoint
