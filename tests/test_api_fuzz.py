@@ -4,8 +4,6 @@ error is the one JSON error shape."""
 from __future__ import annotations
 
 import httpx
-import schemathesis
-from hypothesis import HealthCheck, given, settings
 
 from tests.conftest import ADMIN_TOKEN
 
@@ -13,6 +11,8 @@ EXAMPLES_PER_OPERATION = 25  # per operation and database: about 40 s each on th
 
 
 def test_no_generated_request_causes_a_server_error(live_hub):
+    import schemathesis  # here, not at the top: only the worker that runs this test pays for the import
+
     admin = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
     created = httpx.post(f"{live_hub.url}/v1/admin/tenants", json={"name": "Fuzz Co"}, headers=admin)
     tenant = {"Authorization": f"Bearer {created.json()['api_key']['key']}"}
@@ -27,6 +27,8 @@ def test_no_generated_request_causes_a_server_error(live_hub):
 
 
 def fuzz(operation, base_url: str, auth: dict[str, str], failures: list[str]) -> None:
+    from hypothesis import HealthCheck, given, settings
+
     @settings(max_examples=EXAMPLES_PER_OPERATION, deadline=None, database=None,
               suppress_health_check=list(HealthCheck))
     @given(case=operation.as_strategy())
