@@ -44,6 +44,11 @@ from urllib.parse import parse_qs, urlsplit
 __all__ = ["Fault", "Request", "Response", "Simulator", "TokenStore"]
 
 
+POLL_SECONDS = 0.05
+"""How often a serving thread looks whether it should stop: ``stop()`` waits up to this long (socketserver's
+default half second, paid in almost every test's teardown, added up to minutes of the suite)."""
+
+
 @dataclass(frozen=True)
 class Request:
     """One request as it arrived: ``headers`` have lower-case names, ``query`` the first value of each."""
@@ -202,7 +207,8 @@ class Simulator:
                                                  "disable_nagle_algorithm": self.keep_alive})
         self._server = _Server(("127.0.0.1", port), handler)
         self._server.simulator = self
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": POLL_SECONDS},
+                                        daemon=True)
         self.lock = threading.RLock()
         self.requests: list[Logged] = []
         """Every request received, in order, with the status it was answered."""
