@@ -79,10 +79,10 @@ class GoogleCalendarAdapter(ProviderAdapter):
         synced = {"provider": "google_calendar", "entity": "schedule_item", "direction": "outbound",
                   "status": "completed", "failed": 0}
         return [
-            DemoStep("Google Calendar: put two schedule items on the crew's calendar (run it again and nothing is "
-                     "sent; change a title and only the title is patched)", "POST",
+            DemoStep("Google Calendar: put two schedule items on the crew's calendar", "POST",
                      "/v1/connections/google_calendar/syncs", {"entity": "schedule_item", "records": items},
-                     events=("sync.completed",), data={"sync.completed": synced}),
+                     events=("sync.completed",), data={"sync.completed": synced},
+                     note="run it again and nothing is sent; change a title and only the title is patched"),
             DemoStep("Google Calendar: the crew lead drags framing day 2 to the next day in Google (Google "
                      "notifies the hub's push channel; the hub reads what changed)", "POST", "move-event",
                      {"schedule_item_id": "sched-framing-2", "days": 1}, target="provider",
@@ -147,7 +147,7 @@ def _move_event(simulator: GoogleCalendarSimulator, body: dict, place: DemoPlace
         time.sleep(0.05)
     moved = simulator.edit_event(event["id"], {"start": _shifted(event["start"], days),
                                                "end": _shifted(event["end"], days)}, calendar_id)
-    return {"event_id": moved["id"], "start": moved["start"], "end": moved["end"]}
+    return {"schedule_item_id": item, "event_id": moved["id"], "start": moved["start"], "end": moved["end"]}
 
 
 def _event_of(simulator: GoogleCalendarSimulator, item_id: str) -> tuple[str, dict[str, Any]] | None:

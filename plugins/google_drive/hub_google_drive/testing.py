@@ -106,7 +106,8 @@ class GoogleDriveAdapter(ProviderAdapter):
                      note="the answer has the folder's id and link; a new name renames it"),
             DemoStep("Google Drive: file the job's scope of work in it (a new version uploads over the same file)",
                      "POST", "/v1/connections/google_drive/syncs", {"entity": "document", "records": [document]},
-                     events=("sync.completed",), data={"sync.completed": synced}),
+                     events=("sync.completed",), data={"sync.completed": synced},
+                     note="content_base64 is the file's text; a hub file (POST /v1/files) goes as \"file_id\""),
             DemoStep("Google Drive: the client edits the scope of work in Drive (Drive notifies the hub's push "
                      "channel; the hub reads what changed)", "POST", "edit-file",
                      {"document_id": "doc-oak-scope", "text": "Oak St remodel: demolition, framing, drywall, paint.\n"},
