@@ -5,7 +5,7 @@ from __future__ import annotations
 from urllib.parse import urlsplit
 
 import hub_twilio.plugin
-from hub.testing.conformance import ProviderAdapter
+from hub.testing.adapter import ProviderAdapter
 from hub_twilio.simulator import (
     ACCOUNT_SID,
     API_KEY_SECRET,
