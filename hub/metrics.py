@@ -88,11 +88,16 @@ async def read_queue_gauges(hub: Hub) -> None:
 
 
 def age_seconds(now: datetime, since: datetime | None) -> float:
-    if since is None:
-        return 0.0
-    if since.tzinfo is None:  # SQLite's MIN() returns the stored text, without the column's conversion
-        since = since.replace(tzinfo=UTC)
-    return max(0.0, (now - since).total_seconds())
+    since = aware(since)
+    return 0.0 if since is None else max(0.0, (now - since).total_seconds())
+
+
+def aware(value: datetime | str | None) -> datetime | None:
+    """An aggregate's datetime as a UTC one: SQLite's MIN() and MAX() return the stored value (naive, or text)
+    without the column's conversion."""
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    return value if value is None or value.tzinfo else value.replace(tzinfo=UTC)
 
 
 def exposition() -> tuple[bytes, str]:

@@ -10,7 +10,7 @@ shaped like a key, and an endpoint is shown by its URL's host only (a path or qu
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Generic, TypeVar
 from urllib.parse import urlsplit
 
@@ -29,7 +29,7 @@ from hub.db.models import (
     WebhookInbox,
 )
 from hub.logs import redact
-from hub.metrics import QueueDepth, queue_depth
+from hub.metrics import QueueDepth, aware, queue_depth
 from hub.webhooks.endpoints import DISABLED_BY_TENANT
 
 T = TypeVar("T")
@@ -209,7 +209,7 @@ async def _last_attempts(session: AsyncSession, endpoint_ids: list[uuid.UUID], n
         .where(WebhookDelivery.endpoint_id.in_(endpoint_ids), WebhookDelivery.created_at >= now - timedelta(hours=36))
         .group_by(WebhookDelivery.endpoint_id)
     )
-    return {endpoint_id: _aware(at) for endpoint_id, at in rows.all()}
+    return {endpoint_id: aware(at) for endpoint_id, at in rows.all()}
 
 
 def _job_lines(rows, since) -> Part[JobLine]:
@@ -259,7 +259,7 @@ async def last_syncs(session: AsyncSession, limit: int) -> tuple[Part[LastSync],
     part = Part(rows[0].total if rows else 0, [
         LastSync(tenant_id=r.tenant_id, tenant=r.name, provider=r.provider, entity=r.entity, direction=r.direction,
                  status=r.status, processed=r.processed, created=r.created, updated=r.updated,
-                 unchanged=r.unchanged, failed=r.failed, at=_aware(r.at)) for r in rows])
+                 unchanged=r.unchanged, failed=r.failed, at=aware(r.at)) for r in rows])
     return part, int(rows[0].problems) if rows else 0
 
 
@@ -273,11 +273,4 @@ async def inbound_problems(session: AsyncSession, recent_since: datetime) -> lis
         .group_by(WebhookInbox.provider, WebhookInbox.status).order_by(WebhookInbox.provider, WebhookInbox.status)
     )
     return [InboxProblem(provider=provider, status=status, count=count, recent=int(recent or 0),
-                         newest=_aware(newest)) for provider, status, count, recent, newest in rows.all()]
-
-
-def _aware(value):
-    """Aggregates on SQLite come back as naive datetimes (or text) without the column's conversion."""
-    if isinstance(value, str):
-        value = datetime.fromisoformat(value)
-    return value if value is None or value.tzinfo else value.replace(tzinfo=UTC)
+                         newest=aware(newest)) for provider, status, count, recent, newest in rows.all()]
