@@ -98,6 +98,14 @@ def fields_of(struct: type[msgspec.Struct] | None, group: str) -> list[FormField
     return out
 
 
+def description_of(struct: type[msgspec.Struct] | None) -> str | None:
+    """The type's own description (its docstring), as plain text: what the fields mean together."""
+    if struct is None:
+        return None
+    text = _resolve(msgspec.json.schema(struct)).get("description")
+    return " ".join(text.replace("``", "").split()) if text else None
+
+
 class FormErrors(Exception):
     """Messages by field key (``credentials.auth_token``), and those that belong to no one field."""
 

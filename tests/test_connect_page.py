@@ -6,11 +6,14 @@ from __future__ import annotations
 import hashlib
 import re
 from datetime import datetime, timedelta
+from typing import Annotated, Literal
 from urllib.parse import parse_qs, urlsplit
 
+import msgspec
 import pytest
 from sqlalchemy import select
 
+from hub.connect_forms import fields_of
 from hub.db.models import ConnectSession
 from hub.testing.app import PUBLIC_URL, new_tenant
 from hub.testing.flows import consent
@@ -356,3 +359,31 @@ async def test_connect_sessions_have_row_level_security(hub, database_url):
             "select relname from pg_class where relrowsecurity and relforcerowsecurity and relnamespace = "
             "(select oid from pg_namespace where nspname = current_schema())"))).scalars().all()
     assert set(TENANT_OWNED_TABLES) <= set(rows)
+
+
+
+class Nested(msgspec.Struct):
+    a: str = ""
+
+
+class SampleFields(msgspec.Struct, kw_only=True):
+    region: Literal["us", "eu"]
+    client_token: str
+    passcode: Annotated[str, msgspec.Meta(title="Pass code", description="From the app.",
+                                          extra_json_schema={"writeOnly": True})] | None = None
+    signing_secrets: list[str] = []
+    retries: int = 3
+    nested: Nested = msgspec.field(default_factory=Nested)
+
+
+def test_form_fields_come_from_the_declared_schema():
+    fields = {f.name: f for f in fields_of(SampleFields, "credentials")}
+
+    assert list(fields) == ["region", "client_token", "passcode", "signing_secrets", "retries"]  # no nested form
+    assert fields["region"].kind == "select" and set(fields["region"].choices) == {"us", "eu"}
+    assert fields["region"].required
+    assert fields["client_token"].kind == "password" and fields["client_token"].label == "Client token"
+    assert fields["passcode"].kind == "password" and fields["passcode"].label == "Pass code"
+    assert fields["passcode"].help == "From the app." and not fields["passcode"].required
+    assert fields["signing_secrets"].kind == "list" and fields["signing_secrets"].secret
+    assert fields["retries"].kind == "number" and fields["retries"].default == 3

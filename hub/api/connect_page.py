@@ -34,7 +34,7 @@ from litestar.static_files import create_static_files_router
 from hub import connections as svc
 from hub.api.deps import HubDep
 from hub.auth import ApiKeyAuth, OAuth2
-from hub.connect_forms import FormErrors, FormField, errors_from, fields_of, parse
+from hub.connect_forms import FormErrors, FormField, description_of, errors_from, fields_of, parse
 from hub.connect_sessions import LinkGone, session_for_token
 from hub.db.models import Connection, ConnectSession, Tenant
 from hub.errors import HubError
@@ -105,6 +105,7 @@ class ProviderCard:
     last_error: str | None
     oauth_ready: bool
     fields: list[FieldView] = field(default_factory=list)
+    credentials_help: str | None = None
     open_form: bool = False
 
     @property
@@ -170,6 +171,7 @@ def _card(hub: Hub, slug: str, conn: Connection | None) -> ProviderCard | None:
         oauth_ready=isinstance(strategy, OAuth2) and strategy.configured,
     )
     card.fields = _field_views(slug, _form_fields(hub, slug), conn)
+    card.credentials_help = description_of(strategy.fields) if isinstance(strategy, ApiKeyAuth) else None
     card.open_form = status != "connected"
     return card
 
