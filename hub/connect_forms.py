@@ -122,6 +122,9 @@ def parse(fields: list[FormField], form: Mapping[str, str]) -> dict[str, dict[st
     errors: dict[str, str] = {}
     for field in fields:
         raw = (form.get(field.key) or "").strip()
+        if "\x00" in raw:  # PostgreSQL cannot store it, and no provider wants it
+            errors[field.key] = "Remove the invisible control character."
+            continue
         if field.kind == "checkbox":
             values[field.group][field.name] = bool(raw)
             continue

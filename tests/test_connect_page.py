@@ -387,3 +387,32 @@ def test_form_fields_come_from_the_declared_schema():
     assert fields["passcode"].help == "From the app." and not fields["passcode"].required
     assert fields["signing_secrets"].kind == "list" and fields["signing_secrets"].secret
     assert fields["retries"].kind == "number" and fields["retries"].default == 3
+
+
+def test_the_access_log_never_shows_a_pages_token():
+    import logging
+
+    from hub.logs import StripQueryStrings
+
+    def logged(path: str) -> str:
+        record = logging.LogRecord("uvicorn.access", logging.INFO, "", 0, '%s - "%s %s HTTP/%s" %d',
+                                   ("127.0.0.1:5000", "POST", path, "1.1", 303), None)
+        StripQueryStrings().filter(record)
+        return record.getMessage()
+
+    token = "Zm9vYmFyYmF6cXV4cXV1eGNvcmdlZ3JhdWx0Z2FycGx5"
+    assert token not in logged(f"/connect/{token}/twilio/connect")
+    assert "/connect/[redacted]/twilio/connect" in logged(f"/connect/{token}/twilio/connect")
+    assert token not in logged(f"/connect/{token}?status=connected&provider=twilio")
+    assert "/connect/assets/connect.css" in logged("/connect/assets/connect.css")
+    session_id = "267b23e3-4355-4909-9b4a-f4e0c574be59"
+    assert f"/connect/return/{session_id} " in logged(f"/connect/return/{session_id}?status=connected")
+
+
+@pytestmark_page
+async def test_a_nul_character_is_a_form_error_not_a_500(client, tenant):
+    body = await new_session(client, tenant)
+    response = await client.post(path_of(body["url"]) + "/twilio/connect",
+                                 data=TWILIO_FORM | {"settings.sender": "+1501\x007122661"})
+    assert response.status_code == 422
+    assert 'aria-invalid="true"' in field(response.text, "twilio-settings-sender")

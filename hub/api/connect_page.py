@@ -17,6 +17,7 @@ takes the user back to ``/connect/{token}`` with the outcome.
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -40,6 +41,8 @@ from hub.db.models import Connection, ConnectSession, Tenant
 from hub.errors import HubError
 from hub.oauth import start_authorization
 from hub.runtime import Hub
+
+log = logging.getLogger("hub.api")
 
 RETURN_COOKIE = "hub_connect"
 STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
@@ -345,6 +348,8 @@ async def oauth_return(request: Request, hub: HubDep, session_id: FromPath[uuid.
 
 def _html_error(_: Request, exc: Exception) -> Template:
     status = exc.status_code if isinstance(exc, HTTPException) else getattr(exc, "status", 500)
+    if status >= 500:
+        log.error("connect page: unhandled %s", type(exc).__name__, exc_info=exc)
     return _gone(status if 400 <= status < 500 else 500)
 
 
