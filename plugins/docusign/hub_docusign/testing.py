@@ -5,7 +5,7 @@ plugin at it, connects through DocuSign's consent, and what a Connect message lo
 from __future__ import annotations
 
 import hub_docusign.plugin
-from hub.testing.conformance import ProviderAdapter
+from hub.testing.adapter import ProviderAdapter
 from hub_docusign.simulator import (
     ACCOUNT_ID,
     CLIENT_ID,

@@ -5,7 +5,7 @@ calendar events and push notifications look like."""
 from __future__ import annotations
 
 import hub_google_calendar.plugin
-from hub.testing.conformance import ProviderAdapter
+from hub.testing.adapter import ProviderAdapter
 from hub.testing.flows import connect_oauth
 from hub.testing.jobs import run_jobs
 from hub_google_calendar.mappers import HUB_ITEM
@@ -47,6 +47,14 @@ class GoogleCalendarAdapter(ProviderAdapter):
         assert started.status_code == 202, started.text
         await run_jobs(client.app.state.hub)
         simulator.take_notifications()  # the channel's opening "sync" message
+
+    def demo_simulator(self) -> GoogleCalendarSimulator:
+        return GoogleCalendarSimulator(auto_deliver=True)
+
+    async def demo_connect(self, client, tenant, simulator: GoogleCalendarSimulator) -> None:
+        """The consent; the hub's scheduler then makes the first read, which opens the push channel."""
+        outcome = await connect_oauth(client, tenant, self.provider)
+        assert outcome["status"] == ["connected"], outcome
 
     def outbound_samples(self):
         return {"schedule_item": [

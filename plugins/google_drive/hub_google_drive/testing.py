@@ -7,7 +7,7 @@ from __future__ import annotations
 import base64
 
 import hub_google_drive.plugin
-from hub.testing.conformance import ProviderAdapter
+from hub.testing.adapter import ProviderAdapter
 from hub_google_drive.channels import channel_token
 from hub_google_drive.simulator import CLIENT_ID, CLIENT_SECRET, FOLDER, GoogleDriveSimulator
 

@@ -4,7 +4,7 @@ point the plugin at it, connect, and what records and webhooks look like."""
 from __future__ import annotations
 
 import hub_stripe.plugin
-from hub.testing.conformance import ProviderAdapter
+from hub.testing.adapter import ProviderAdapter
 from hub_stripe.simulator import (
     API_KEY,
     CONNECT_WEBHOOK_SECRET,
