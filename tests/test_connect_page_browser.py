@@ -1,5 +1,5 @@
-"""The hosted connect page in a real browser: Debian's Chromium driven by Playwright against a hub served over
-HTTP, with QuickBooks and Twilio on their simulators. A user connects QuickBooks (OAuth, through the
+"""The hosted connect page in a real browser: Debian's Chromium driven by Playwright against a hub in demo
+mode (``hub serve --demo``: every installed plugin on its simulator). A user connects QuickBooks (OAuth, through the
 simulator's consent page) and Twilio (a form: a wrong Auth Token first) and sees both connected.
 
 Nothing is downloaded: Playwright drives /usr/bin/chromium (``apt-get install chromium``). Without it the
@@ -7,67 +7,38 @@ test skips, and fails in CI (``CI=true``), as the kit does for PostgreSQL and Re
 
 from __future__ import annotations
 
-import asyncio
 import os
 import time
 
 import httpx
-import msgspec
 import pytest
 
-from hub.testing.app import ADMIN_TOKEN, LiveHub
+from hub.demo import Demo
 from hub.testing.fixtures import IN_CI
-from hub_quickbooks.testing import QuickBooksAdapter
 from hub_twilio.simulator import ACCOUNT_SID, AUTH_TOKEN
-from hub_twilio.testing import TwilioAdapter
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-default-apps"]
-ADAPTERS = (QuickBooksAdapter(), TwilioAdapter())
 RETURN_URL = "https://app.example.com/settings/integrations"
 
-pytestmark = [pytest.mark.only_on(database="sqlite"), pytest.mark.slow]
+pytestmark = pytest.mark.slow
 
 
 @pytest.fixture
-def hub_plugins():
-    return [adapter.plugin for adapter in ADAPTERS]
-
-
-@pytest.fixture
-def simulators():
-    started = {adapter.provider: adapter.simulator() for adapter in ADAPTERS}
-    for simulator in started.values():
-        simulator.__enter__()
-    yield started
-    for simulator in started.values():
-        simulator.__exit__(None, None, None)
-
-
-@pytest.fixture
-def hub_environ(simulators):
-    return {k: v for adapter in ADAPTERS for k, v in adapter.environ(simulators[adapter.provider]).items()}
-
-
-@pytest.fixture
-def connect_link(settings, hub_factory):
-    """A hub on 127.0.0.1 with QuickBooks and Twilio on their simulators, a tenant, and a connect link for it.
-    (One place to switch to ``hub serve --demo`` once it exists.)"""
-    hub = hub_factory(settings)
-    live = LiveHub(hub)
-    # The browser must be sent back to where the hub really listens: OAuth redirects and the page's own
-    # links are made from the public URL, known once LiveHub has its port.
-    hub.settings = msgspec.structs.replace(hub.settings, public_url=live.url)
-    with live, httpx.Client(base_url=live.url) as http:
+def connect_link():
+    """``hub serve --demo`` (every installed plugin on its simulator) with a new tenant of its own, which has
+    connected nothing yet, and a connect link for it: (link, the simulators, a tenant's view of a connection)."""
+    with Demo(port=0, echo=lambda line: None) as demo, httpx.Client(base_url=demo.url) as http:
         created = http.post("/v1/admin/tenants", json={"name": "Acme Builders"},
-                            headers={"Authorization": f"Bearer {ADMIN_TOKEN}"})
+                            headers={"Authorization": f"Bearer {demo.admin_token}"})
         assert created.status_code == 201, created.text
         key = {"Authorization": f"Bearer {created.json()['api_key']['key']}"}
-        session = http.post("/v1/connect-sessions", json={"return_url": RETURN_URL}, headers=key)
+        session = http.post("/v1/connect-sessions", json={"return_url": RETURN_URL,
+                                                          "providers": ["quickbooks", "twilio"]}, headers=key)
         assert session.status_code == 201, session.text
-        yield session.json()["url"], lambda provider: http.get(f"/v1/connections/{provider}", headers=key).json()
-    asyncio.run(hub.engine.dispose())
+        yield (session.json()["url"], demo.simulators,
+               lambda provider: http.get(f"/v1/connections/{provider}", headers=key).json())
 
 
 @pytest.fixture
@@ -104,9 +75,9 @@ ACCESSIBILITY_SMOKE = """() => {
 }"""
 
 
-def test_a_user_connects_quickbooks_and_twilio_in_a_browser(connect_link, simulators, browser, tmp_path):
+def test_a_user_connects_quickbooks_and_twilio_in_a_browser(connect_link, browser, tmp_path):
     started = time.monotonic()
-    url, connection = connect_link
+    url, simulators, connection = connect_link
     page = browser.new_page(viewport={"width": 1024, "height": 900})
     blocked: list[str] = []
     page.on("console", lambda message: blocked.append(message.text) if "Content Security Policy" in message.text

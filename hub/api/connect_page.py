@@ -212,7 +212,8 @@ async def _render_page(hub: Hub, token: str, row: ConnectSession, *, query: Mapp
                 card.fields = _field_views(slug, _form_fields(hub, slug), connections.get(slug), typed, errors.fields)
                 card.open_form = True
                 first = next((v.id for v in card.fields if v.error), f"provider-{slug}")
-                summary = [(f"#{first}", f"{card.title}: {m}") for m in errors.general] or [
+                summary = [(f"#{first}", m if m.startswith(card.title) else f"{card.title}: {m}")
+                           for m in errors.general] or [
                     (f"#{v.id}", f"{card.title}: {v.field.label}: {v.error}") for v in card.fields if v.error]
     async with hub.session(row.tenant_id) as db:
         tenant = await db.get(Tenant, row.tenant_id)
