@@ -101,7 +101,12 @@ class Demo:
             simulator = self.simulators[name] = adapter.demo_simulator()
             simulator.start()
             environ |= adapter.environ(simulator)
-        self.console = DemoConsole({n: (a, self.simulators[n]) for n, a in self.adapters.items()}, echo=self.echo)
+        providers = {n: (a, self.simulators[n]) for n, a in self.adapters.items()}
+        port = self._socket.getsockname()[1]
+        try:  # next to the hub's port, so the walk-through's commands stay the same from run to run
+            self.console = DemoConsole(providers, echo=self.echo, port=port + 1 if port < 65535 else 0)
+        except OSError:
+            self.console = DemoConsole(providers, echo=self.echo)
         self.console.start()
         environ |= {"HUB_HOME": str(self.home), "HUB_PUBLIC_URL": self.url, "HUB_ADMIN_TOKEN": self.admin_token,
                     "HUB_ENCRYPTION_KEYS": generate_key(), "HUB_LOOPBACK_ONLY": "1",

@@ -64,7 +64,11 @@ class DemoConsole(Simulator):
             except ValueError:
                 event = {}
             mark = "signature ok" if received.verified else "SIGNATURE DOES NOT HOLD"
-            self.echo(f"webhook received: {event.get('type', '?')} ({received.id}, {mark})")
+            data = event.get("data") if isinstance(event.get("data"), dict) else {}
+            about = " ".join(str(data[k]) for k in ("entity", "direction", "status") if data.get(k))
+            source = f" from {event['provider']}" if event.get("provider") else ""
+            self.echo(f"webhook received: {event.get('type', '?')}{source}{f' ({about})' if about else ''}"
+                      f" [{received.id}, {mark}]")
         return Response(204)
 
     def _trigger(self, provider: str, name: str, request: Request) -> Response:
