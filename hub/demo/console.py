@@ -65,7 +65,8 @@ class DemoConsole(Simulator):
                 event = {}
             mark = "signature ok" if received.verified else "SIGNATURE DOES NOT HOLD"
             data = event.get("data") if isinstance(event.get("data"), dict) else {}
-            about = " ".join(str(data[k]) for k in ("entity", "direction", "status") if data.get(k))
+            shown = ("entity", "direction", "status") if str(event.get("type", "")).startswith("sync.") else ()
+            about = " ".join(str(data[k]) for k in shown if data.get(k))
             source = f" from {event['provider']}" if event.get("provider") else ""
             self.echo(f"webhook received: {event.get('type', '?')}{source}{f' ({about})' if about else ''}"
                       f" [{received.id}, {mark}]")
