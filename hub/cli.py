@@ -118,7 +118,9 @@ def serve(ctx: click.Context, host: str, port: int, migrate: bool | None, demo: 
         serving.tune_interpreter()
         try:
             Demo(host=host, port=port).run(verbose=bool(ctx.parent and ctx.parent.params.get("verbose")))
-        except (PluginError, ValueError, OSError) as exc:
+        except OSError as exc:
+            raise click.ClickException(f"cannot listen on {host}:{port}: {exc.strerror or exc} (--port)") from None
+        except (PluginError, ValueError) as exc:
             raise click.ClickException(str(exc)) from None
         return
     from hub.api.app import create_app

@@ -22,9 +22,10 @@ class DemoStep:
     """One step of demo mode's walk-through: an HTTP call a newcomer makes with curl, and what it leads to.
 
     ``target="hub"`` calls the hub's API (``path``) with the demo tenant's key; ``target="provider"`` calls
-    the demo console's ``POST /providers/{provider}/{path}`` (``path``: the trigger's name), a trigger standing in for something a person does on
-    the provider's side (a client pays in QuickBooks, a signer signs in DocuSign). The demo's test runs every
-    step and waits until each of ``events`` has reached the demo's webhook receiver, signed."""
+    the demo console's ``POST /providers/{provider}/{path}`` (``path``: the trigger's name), a trigger
+    standing in for something a person does on the provider's side (a client pays in QuickBooks, a signer
+    signs in DocuSign). The demo's test runs every step and waits until each of ``events`` has reached the
+    demo's webhook receiver, signed."""
 
     title: str
     method: str
