@@ -23,6 +23,7 @@ A batch that fails as a whole is retried request by request, so one bad request 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import uuid
 from collections import Counter
@@ -31,7 +32,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from sqlalchemy import Connection as Connection_
-from sqlalchemy import Engine, insert, select
+from sqlalchemy import Engine, bindparam, insert, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DataError
 
@@ -86,6 +87,7 @@ class Intake:
         self._tasks: list[asyncio.Task] = []
         self._loop: asyncio.AbstractEventLoop | None = None
         self._engine: Engine | None = None
+        self._connection: Connection_ | None = None
         self._thread: ThreadPoolExecutor | None = None
         self._closing = False
         self._current: _Batch | None = None
@@ -122,6 +124,8 @@ class Intake:
         self._tasks, self._closing = [], False
         thread, engine, self._thread, self._engine = self._thread, self._engine, None, None
         if thread is not None:
+            if self._connection is not None:  # closed in the thread that used it, after its last batch
+                thread.submit(self._release_connection)
             await asyncio.to_thread(thread.shutdown, True)  # a batch still in a thread finishes first
         if engine is not None:
             engine.dispose()
@@ -192,6 +196,11 @@ class Intake:
         except Exception as again:
             _settle(submission, again)
 
+    def _release_connection(self) -> None:
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            connection.close()
+
     def _submit(self, batch: Sequence[Submission], rejections: Counter[str]) -> asyncio.Future:
         if self._thread is None:
             self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="hub-webhook-intake")
@@ -212,7 +221,22 @@ class Intake:
                         ) -> tuple[set[uuid.UUID], list[uuid.UUID]]:
         if self._engine is None:  # made in the thread, so a request starting a batch never waits for it
             self._engine = create_blocking_engine(self.hub.settings.resolved_database_url, pool_size=1)
-        with self._engine.begin() as conn:
+        # The writer keeps its connection between batches: checking it out and back in costs a ping and
+        # a rollback (two round trips on PostgreSQL) per batch. One that failed is dropped, so the next
+        # batch (or the retry of this one, request by request) starts on a fresh connection.
+        if self._connection is None:
+            self._connection = self._engine.connect()
+        try:
+            return self._write_transaction(self._connection, batch, rejections, dispatching)
+        except BaseException:
+            connection, self._connection = self._connection, None
+            with contextlib.suppress(Exception):
+                connection.close()
+            raise
+
+    def _write_transaction(self, conn: Connection_, batch: Sequence[Submission], rejections: Counter[str],
+                           dispatching: bool) -> tuple[set[uuid.UUID], list[uuid.UUID]]:
+        with conn.begin():
             for provider, n in sorted(rejections.items()):
                 conn.execute(NEXT_VALUE, {"name": f"webhooks.rejected:{provider}", "n": n})
             if not batch:
@@ -227,7 +251,7 @@ class Intake:
                 for job_id, tenant_id, chunk in chunks if any(row["id"] in inserted for row in chunk)
             ], max_attempts=MAX_ATTEMPTS, sent=dispatching, moment=self.hub.clock())
             if jobs:
-                conn.execute(insert(Job.__table__), jobs)
+                conn.execute(_INSERT_JOBS, jobs)
         return inserted, [job["id"] for job in jobs] if dispatching else []
 
 
@@ -267,13 +291,8 @@ def _route(conn: Connection_, batch: Sequence[Submission]) -> None:
               for row in s.rows if row["account_id"]}
     owners: dict[tuple[str, str], tuple[uuid.UUID, uuid.UUID]] = {}
     if wanted:
-        found = conn.execute(
-            select(Connection.provider, Connection.external_account_id, Connection.id, Connection.tenant_id)
-            .where(Connection.status.in_(ROUTABLE),
-                   Connection.provider.in_({p for p, _ in wanted}),
-                   Connection.external_account_id.in_({a for _, a in wanted}))
-            .order_by(Connection.connected_at)
-        )
+        found = conn.execute(_OWNERS, {"providers": list({p for p, _ in wanted}),
+                                       "accounts": list({a for _, a in wanted})})
         owners = {(provider, account): (conn_id, tenant) for provider, account, conn_id, tenant in found.all()}
     for submission in batch:
         for row in submission.rows:
@@ -286,6 +305,16 @@ def _route(conn: Connection_, batch: Sequence[Submission]) -> None:
                 row["status"], row["job_id"] = "unrouted", None
 
 
+# The batch's statements, built once: building a statement (its IN lists above all) costs more than
+# SQLAlchemy's compiled cache saves, at a batch or more per request burst.
+_OWNERS = (
+    select(Connection.provider, Connection.external_account_id, Connection.id, Connection.tenant_id)
+    .where(Connection.status.in_(ROUTABLE),
+           Connection.provider.in_(bindparam("providers", expanding=True)),
+           Connection.external_account_id.in_(bindparam("accounts", expanding=True)))
+    .order_by(Connection.connected_at)
+)
+_INSERT_JOBS = insert(Job.__table__)
 _INSERT_NEW = {
     name: dialect.insert(WebhookInbox).on_conflict_do_nothing(index_elements=["provider", "dedup_key"])
     .returning(WebhookInbox.id)
