@@ -20,7 +20,7 @@ Limit = Annotated[int, QueryParameter(ge=1, le=1000)]
 
 async def _receive(hub, request: Request, provider: str, connection_id: uuid.UUID | None) -> Response:
     # Read from the ASGI scope, not through ``request.headers``/``url``/``query_params``: each of those
-    # builds an object per request, a tenth of what the hub spends on a webhook.
+    # builds an object per request (together about 20 of the app's 250 microseconds a webhook).
     scope = request.scope
     query_string = scope.get("query_string", b"").decode("latin-1")
     reply = await inbound.receive(
