@@ -104,9 +104,25 @@ def main(verbose: bool, log_format: str | None) -> None:
 @click.option("--port", default=8000, show_default=True, type=int, help="Port to listen on.")
 @click.option("--migrate/--no-migrate", default=None,
               help="Bring the schema to head on start (default: on for the embedded SQLite database).")
-def serve(host: str, port: int, migrate: bool | None) -> None:
+@click.option("--demo", is_flag=True,
+              help="Demo mode: every installed plugin on its local simulator, a demo tenant connected to each, "
+                   "and a walk-through of curl commands. Uses a throwaway home; connects only to 127.0.0.1.")
+@click.pass_context
+def serve(ctx: click.Context, host: str, port: int, migrate: bool | None, demo: bool) -> None:
     """Run the HTTP API."""
     from hub import serving
+
+    if demo:
+        from hub.demo import Demo
+
+        serving.tune_interpreter()
+        try:
+            Demo(host=host, port=port).run(verbose=bool(ctx.parent and ctx.parent.params.get("verbose")))
+        except OSError as exc:
+            raise click.ClickException(f"cannot listen on {host}:{port}: {exc.strerror or exc} (--port)") from None
+        except (PluginError, ValueError) as exc:
+            raise click.ClickException(str(exc)) from None
+        return
     from hub.api.app import create_app
     from hub.jobs.worker import background_for
 

@@ -27,6 +27,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     """How often the relay and the scheduler look for due work."""
     allow_private_webhook_urls: bool = False
     """Let webhook endpoints point at private, loopback or link-local addresses (tests, a closed network)."""
+    loopback_only: bool = False
+    """Connect to nothing but this machine: providers and webhook endpoints alike must be on 127.0.0.1, ::1
+    or localhost (demo mode sets it, so nothing it does can reach a real provider)."""
     webhook_timeout_seconds: float = 15.0
     """An endpoint that has not answered 2xx within this is a failed attempt."""
     files_dir: Path | None = None
@@ -57,6 +60,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             job_lease_seconds=float(env.get("HUB_JOB_LEASE_SECONDS") or 300),
             tick_seconds=float(env.get("HUB_TICK_SECONDS") or 1.0),
             allow_private_webhook_urls=env.get("HUB_ALLOW_PRIVATE_WEBHOOK_URLS", "").lower() in ("1", "true", "yes"),
+            loopback_only=env.get("HUB_LOOPBACK_ONLY", "").lower() in ("1", "true", "yes"),
             webhook_timeout_seconds=float(env.get("HUB_WEBHOOK_TIMEOUT_SECONDS") or 15.0),
             files_dir=Path(env["HUB_FILES_DIR"]) if env.get("HUB_FILES_DIR") else None,
             max_file_bytes=int(env.get("HUB_MAX_FILE_BYTES") or 104_857_600),

@@ -25,14 +25,18 @@ QUIET_LOGGERS = ("httpx", "httpcore", "hpack", "urllib3")
 TERSE_LOGGERS = ("alembic",)
 
 
+_CONNECT_PAGE_TOKEN = re.compile(r"^/connect/(?!assets/|return/)[^/]+")
+
+
 class StripQueryStrings(logging.Filter):
     """uvicorn's access log prints the full path with its query string, which on the OAuth callback
-    carries the authorization code and state. Keep the path, drop the query."""
+    carries the authorization code and state. Keep the path, drop the query; and mask the token of a
+    connect page's path (``/connect/{token}/...``), which is the key to that page."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         if isinstance(record.args, tuple) and len(record.args) >= 3 and isinstance(record.args[2], str):
             args = list(record.args)
-            args[2] = args[2].split("?", 1)[0]
+            args[2] = _CONNECT_PAGE_TOKEN.sub("/connect/[redacted]", args[2].split("?", 1)[0])
             record.args = tuple(args)
         return True
 

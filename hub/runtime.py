@@ -47,6 +47,20 @@ def resolve_admin_token(settings: Settings) -> str:
     return token
 
 
+def provider_client(settings: Settings):
+    """The HTTP client plugins reach their providers with: ``ProviderHttp``'s default, or with
+    ``HUB_LOOPBACK_ONLY`` one whose every connection goes through the address guard in loopback mode."""
+    if not settings.loopback_only:
+        return None
+    import httpx
+
+    from hub.http import DEFAULT_TIMEOUT
+    from hub.webhooks.ssrf import AddressGuard, GuardedTransport
+
+    return httpx.AsyncClient(transport=GuardedTransport(AddressGuard(loopback_only=True), connections_per_origin=100),
+                             timeout=DEFAULT_TIMEOUT, follow_redirects=False)
+
+
 @dataclass
 class Hub:
     settings: Settings
@@ -94,7 +108,7 @@ class Hub:
             sessionmaker=create_sessionmaker(engine),
             vault=resolve_vault(settings),
             registry=registry,
-            http=http or ProviderHttp(throttle=create_throttle(settings.broker_url)),
+            http=http or ProviderHttp(client=provider_client(settings), throttle=create_throttle(settings.broker_url)),
             admin_token=resolve_admin_token(settings),
         )
 

@@ -188,7 +188,7 @@ def test_pyproject_example_declares_a_hub_entry_point():
 
 def test_the_testing_guide_names_every_fixture_and_adapter_method_of_the_kit():
     import hub.testing.fixtures as fixtures
-    from hub.testing.conformance import ProviderAdapter
+    from hub.testing.adapter import ProviderAdapter
 
     guide = (Path(__file__).resolve().parents[1] / "docs" / "testing_your_plugin.md").read_text()
     names = [name for name, obj in vars(fixtures).items()

@@ -12,10 +12,14 @@ from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme
+from litestar.plugins.jinja import JinjaTemplateEngine
+from litestar.template.config import TemplateConfig
 
 from hub import __version__
 from hub.api import (
     admin,
+    connect_page,
+    connect_sessions,
     connections,
     files,
     health,
@@ -96,7 +100,8 @@ def build_app(limits: BodyLimits) -> Litestar:
     tenant_router = Router(
         path="/",
         route_handlers=[
-            connections.ConnectionController, tenant.get_own_tenant, tenant.patch_own_tenant,
+            connections.ConnectionController, connect_sessions.ConnectSessionController,
+            tenant.get_own_tenant, tenant.patch_own_tenant,
             webhook_endpoints.WebhookEndpointController, webhook_endpoints.publish_event,
             webhooks_in.InboxController,
             # records to push can be many: this router's body limit is the larger one
@@ -121,8 +126,10 @@ def build_app(limits: BodyLimits) -> Litestar:
     app = Litestar(
         route_handlers=[
             health.healthz, health.readyz, observability.metrics, providers.list_providers, providers.get_provider,
-            oauth.oauth_callback, webhook_router, tenant_router, admin_router,
+            oauth.oauth_callback, webhook_router, tenant_router, admin_router, connect_page.connect_router(),
         ],
+        # The hosted connect page's templates (Jinja2 with autoescape on).
+        template_config=TemplateConfig(directory=connect_page.TEMPLATE_DIR, engine=JinjaTemplateEngine),
         dependencies={"hub": Provide(provide_hub, sync_to_thread=False)},
         exception_handlers=EXCEPTION_HANDLERS,
         middleware=[observability.request_ids, observability.http_metrics.middleware],

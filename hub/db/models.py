@@ -389,6 +389,21 @@ class File(TenantOwned, Base):
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
+class ConnectSession(TenantOwned, Base):
+    """A short-lived link to the hosted connect page, where a tenant's user connects the allowed providers.
+    The link's token is the capability; only its hash is kept."""
+
+    __tablename__ = "connect_sessions"
+    __table_args__ = (Index("ix_connect_sessions_tenant_id", "tenant_id"),)
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    providers: Mapped[list[Any]] = mapped_column(JSONType, default=list)
+    return_url: Mapped[str] = mapped_column(Text)
+    expires_at: Mapped[datetime]
+    revoked_at: Mapped[datetime | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
 class Counter(Base):
     """Monotonic counters (change cursors). ``UPDATE ... RETURNING`` hands out ranges on both backends."""
 

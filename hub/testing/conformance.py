@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -29,131 +29,12 @@ from sqlalchemy import select, update
 from hub.auth import ApiKeyAuth, OAuth2
 from hub.entities import ENTITIES
 from hub.handlers import InboundSync, OutboundSync
+from hub.testing.adapter import ProviderAdapter, seen_secrets
 from hub.testing.flows import connect_oauth
 from hub.testing.jobs import run_jobs
-from hub.testing.simulator import Simulator
 
 __all__ = ["ProviderAdapter", "conformance_suite", "seen_secrets"]
 
-
-class ProviderAdapter:
-    """What the suite needs to know about one provider of a plugin. Subclass it; the defaults fit a
-    plugin whose simulator is built on ``hub.testing.simulator.Simulator``."""
-
-    provider: str
-    """The provider's slug."""
-    plugin: tuple[str, object]
-    """(name, module) of the plugin, as ``load_plugins(extra=...)`` takes it."""
-    databases: tuple[str, ...] = ("sqlite",)
-    """The kit's databases the suite runs on. A plugin's behaviour rarely depends on the database, which the
-    core's own suite proves on PostgreSQL; run your end-to-end test on the full matrix instead."""
-
-    # -- the simulator --------------------------------------------------------------------------------
-    def simulator(self) -> Simulator:
-        """A new simulator, not started (the suite enters it as a context manager)."""
-        raise NotImplementedError
-
-    def environ(self, simulator: Simulator) -> dict[str, str]:
-        """``config.environ`` that points the plugin at the simulator, with valid client credentials."""
-        raise NotImplementedError
-
-    def wrong_client_environ(self, simulator: Simulator) -> dict[str, str] | None:
-        """For OAuth: the same, with a client secret the provider refuses (None: not applicable)."""
-        return None
-
-    def provider_calls(self, simulator: Simulator) -> int:
-        """How many requests the provider received (the rate-limit and idempotency checks count them)."""
-        return simulator.calls()
-
-    def refresh_calls(self, simulator: Simulator) -> int:
-        """How many token refreshes the provider received: by default, logged requests whose form body
-        says ``grant_type=refresh_token``."""
-        return len(simulator.logged(lambda r: r.method == "POST" and b"grant_type=refresh_token" in r.body))
-
-    def secrets(self, simulator: Simulator) -> list[str]:
-        """Every secret that must never appear in a log line. By default the ones the simulator saw in its
-        requests (bearer tokens, Basic credentials, refresh tokens, codes and verifiers, API-key headers);
-        add the client secret and webhook keys the adapter configured."""
-        return seen_secrets(simulator)
-
-    # -- connecting -----------------------------------------------------------------------------------
-    def credentials(self, simulator: Simulator) -> dict[str, Any] | None:
-        """For API-key providers: credentials the simulator accepts."""
-        return None
-
-    def bad_credentials(self, simulator: Simulator) -> dict[str, Any] | None:
-        """For API-key providers: well-formed credentials the simulator refuses."""
-        return None
-
-    async def connect(self, client, tenant, simulator: Simulator) -> None:
-        """Connect ``tenant``: the OAuth consent (``decision=allow`` on the simulator's consent page) or a
-        ``PUT`` of ``credentials``."""
-        if self.credentials(simulator) is None:
-            outcome = await connect_oauth(client, tenant, self.provider)
-            assert outcome["status"] == ["connected"], outcome
-            return
-        response = await client.put(f"/v1/connections/{self.provider}", headers=tenant.headers,
-                                    json={"credentials": self.credentials(simulator)})
-        assert response.status_code in (200, 201), response.text
-
-    # -- records --------------------------------------------------------------------------------------
-    def outbound_samples(self) -> Mapping[str, list[dict[str, Any]]]:
-        """Entity -> hub records to push, for each outbound entity, in the order to push them."""
-        return {}
-
-    def remote_count(self, simulator: Simulator, entity: str) -> int | None:
-        """How many objects of a pushed entity the provider holds (None: the suite relies on mappings)."""
-        return None
-
-    def seed_inbound(self, simulator: Simulator) -> None:
-        """Put records in the simulator for every inbound entity to read."""
-
-    # -- webhooks -------------------------------------------------------------------------------------
-    def webhook(self, simulator: Simulator, connection: Mapping[str, Any], *, secret: str = "good"
-                ) -> tuple[bytes, dict[str, str]] | None:
-        """(body, headers) of a webhook of the provider about ``connection`` (as the API shows it), signed
-        with the right secret (``secret="good"``) or a wrong one (``"wrong"``). None: no webhooks."""
-        return None
-
-    def webhook_path(self, connection: Mapping[str, Any]) -> str:
-        return f"/v1/webhooks/{self.provider}"
-
-    # -- rate limits ----------------------------------------------------------------------------------
-    probe: tuple[str, dict[str, Any]] | None = None
-    """A cheap action, (name, input), that makes one provider request: the rate-limit check calls it."""
-
-
-_SECRET_FIELDS = ("refresh_token", "code", "code_verifier", "client_secret", "token", "access_token")
-
-
-def seen_secrets(simulator: Simulator) -> list[str]:
-    """Secrets that went over the wire to the simulator, from its request log."""
-    import base64
-
-    found: set[str] = set()
-    for entry in simulator.logged():
-        request = entry.request
-        if request.bearer:
-            found.add(request.bearer)
-        authorization = request.headers.get("authorization", "")
-        if authorization.lower().startswith("basic "):
-            try:
-                found.add(base64.b64decode(authorization[6:]).decode().partition(":")[2])
-            except ValueError:
-                pass
-        for name, value in request.headers.items():
-            if "key" in name or "token" in name:
-                found.add(value)
-        fields: dict[str, Any] = {}
-        if b"=" in request.body and not request.body.lstrip().startswith((b"{", b"[")):
-            fields = request.form()
-        elif request.body.lstrip().startswith(b"{"):
-            try:
-                fields = request.json()
-            except ValueError:
-                fields = {}
-        found.update(str(fields[f]) for f in _SECRET_FIELDS if isinstance(fields, dict) and fields.get(f))
-    return sorted(found)
 
 
 def conformance_suite(adapter: ProviderAdapter) -> type:

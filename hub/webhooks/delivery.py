@@ -90,7 +90,8 @@ class Outbound:
 
     def __init__(self, settings: Settings, *, resolver: Resolver | None = None,
                  backend: httpcore.AsyncNetworkBackend | None = None) -> None:
-        self.guard = AddressGuard(allow_private=settings.allow_private_webhook_urls, resolver=resolver)
+        self.guard = AddressGuard(allow_private=settings.allow_private_webhook_urls,
+                                  loopback_only=settings.loopback_only, resolver=resolver)
         self.timeout = settings.webhook_timeout_seconds
         self.backend = backend
         self._senders: list[tuple[asyncio.AbstractEventLoop, asyncio.Event]] = []

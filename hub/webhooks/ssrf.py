@@ -82,10 +82,16 @@ def parse_url(url: str) -> httpx.URL:
 
 
 class AddressGuard:
-    """Resolves a host and refuses it unless every address it resolves to is public."""
+    """Resolves a host and refuses it unless every address it resolves to is public.
 
-    def __init__(self, *, allow_private: bool = False, resolver: Resolver | None = None) -> None:
+    ``loopback_only`` turns it round, for a hub that must reach nothing but this machine (demo mode,
+    ``HUB_LOOPBACK_ONLY``): only loopback addresses and ``localhost`` pass, and no other name is even
+    looked up."""
+
+    def __init__(self, *, allow_private: bool = False, loopback_only: bool = False,
+                 resolver: Resolver | None = None) -> None:
         self.allow_private = allow_private
+        self.loopback_only = loopback_only
         self.resolver = resolver or system_resolver
 
     async def addresses(self, host: str, port: int) -> list[str]:
@@ -94,6 +100,9 @@ class AddressGuard:
             literal: IPAddress | None = ipaddress.ip_address(host.strip("[]"))
         except ValueError:
             literal = None
+        if self.loopback_only and literal is None and host.lower() != "localhost":
+            raise UnsafeUrl(f"{host}: this hub connects only to loopback addresses (HUB_LOOPBACK_ONLY)",
+                            code="loopback_only")
         if literal is not None:
             found = [str(literal)]
         else:
@@ -103,7 +112,12 @@ class AddressGuard:
                 raise UnsafeUrl(f"{host} does not resolve", code="webhook_url_unresolvable") from None
             if not found:
                 raise UnsafeUrl(f"{host} does not resolve", code="webhook_url_unresolvable")
-        if not self.allow_private:
+        if self.loopback_only:
+            for address in found:
+                if not ipaddress.ip_address(address.split("%", 1)[0]).is_loopback:
+                    raise UnsafeUrl(f"{host} is not a loopback address; this hub connects only to loopback "
+                                    "addresses (HUB_LOOPBACK_ONLY)", code="loopback_only")
+        elif not self.allow_private:
             for address in found:
                 try:
                     ip = ipaddress.ip_address(address.split("%", 1)[0])
@@ -118,7 +132,7 @@ class AddressGuard:
     async def check_url(self, url: str) -> httpx.URL:
         """Refuse a URL whose host is not public now (at create and update time)."""
         parsed = parse_url(url)
-        if not self.allow_private:
+        if self.loopback_only or not self.allow_private:
             await self.addresses(parsed.host, parsed.port or (443 if parsed.scheme == "https" else 80))
         return parsed
 

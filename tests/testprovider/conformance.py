@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 
-from hub.testing.conformance import ProviderAdapter
+from hub.testing.adapter import ProviderAdapter
 from tests.testprovider import plugin
 from tests.testprovider.server import FakeProvider
 from tests.testprovider.webhooks import oauth_signature

@@ -1,11 +1,15 @@
 """The DocuSign plugin's conformance adapter: how ``hub.testing.conformance`` starts the simulator, points the
-plugin at it, connects through DocuSign's consent, and what a Connect message looks like; and
-``deliver_connect``, which hands the simulator's queued Connect messages to the app under test."""
+plugin at it, connects through DocuSign's consent, and what a Connect message looks like; demo mode's
+walk-through (send a contract, its signer signs, the signed PDF arrives); and ``deliver_connect``, which hands
+the simulator's queued Connect messages to the app under test."""
 
 from __future__ import annotations
 
+import base64
+
 import hub_docusign.plugin
-from hub.testing.conformance import ProviderAdapter
+from hub.testing.adapter import DemoPlace, DemoStep, ProviderAdapter
+from hub_docusign.pdf import make_pdf
 from hub_docusign.simulator import (
     ACCOUNT_ID,
     CLIENT_ID,
@@ -44,8 +48,10 @@ class DocuSignAdapter(ProviderAdapter):
     probe = ("list_templates", {})
 
     def simulator(self) -> DocuSignSimulator:
-        """Posting Connect messages itself, as DocuSign does: a hub started beside it (demo mode) hears every
-        envelope move on. (The suite's own webhook check takes its message before the sender can.)"""
+        return DocuSignSimulator()
+
+    def demo_simulator(self) -> DocuSignSimulator:
+        """Posting Connect messages itself, as DocuSign does: the demo hub hears every envelope move on."""
         return DocuSignSimulator(auto_connect=True)
 
     def environ(self, simulator: DocuSignSimulator) -> dict[str, str]:
@@ -61,10 +67,6 @@ class DocuSignAdapter(ProviderAdapter):
 
     def webhook(self, simulator: DocuSignSimulator, connection, *, secret: str = "good"):
         """A Connect ``envelope-sent`` message about an envelope sent in the connection's account."""
-        import base64
-
-        from hub_docusign.pdf import make_pdf
-
         with simulator.lock:
             envelope = simulator._create(simulator.account(connection["external_account_id"] or ACCOUNT_ID), {
                 "emailSubject": "Conformance contract", "status": "sent",
@@ -82,3 +84,50 @@ class DocuSignAdapter(ProviderAdapter):
         if secret != "good":
             headers["x-docusign-signature-1"] = sign("someone-elses-connect-key", message.body)
         return message.body, headers
+
+    # -- demo mode ------------------------------------------------------------------------------------
+    def demo_steps(self, simulator: DocuSignSimulator) -> list[DemoStep]:
+        contract = make_pdf([["Contract C-1042: Oak St remodel", "", "Owner: ____________________"]],
+                            title="Contract C-1042")
+        envelope = {"subject": "Please sign: Oak St remodel contract", "document_type": "contract",
+                    "document_id": "c-1042", "job_id": "job-oak",
+                    "signers": [{"email": "olive@oakstreet.example", "name": "Olive Owner"}],
+                    "documents": [{"name": "Contract C-1042",
+                                   "content_base64": base64.b64encode(contract).decode()}]}
+        this_contract = {"document_type": "contract", "document_id": "c-1042"}
+        return [
+            DemoStep("DocuSign: send a contract for signature (a one-page PDF, base64; or a hub file's file_id)",
+                     "POST", "/v1/connections/docusign/actions/send_envelope", envelope,
+                     events=("esign.envelope.sent", "esign.recipient.sent"),
+                     data={"esign.envelope.sent": this_contract, "esign.recipient.sent": this_contract}),
+            DemoStep("DocuSign: the owner signs it in DocuSign (Connect then tells the hub, which fetches the "
+                     "signed PDF)", "POST", "sign", {"document_id": "c-1042"}, target="provider",
+                     events=("esign.recipient.completed", "esign.envelope.completed"),
+                     data={"esign.recipient.completed": this_contract,
+                           "esign.envelope.completed": this_contract | {"file_path": "contract/c-1042/signed.pdf"}},
+                     note="the signed PDF is now a hub file: GET /v1/files?prefix=contract/c-1042/ "
+                          "(its bytes at /v1/files/FILE_ID/content)"),
+        ]
+
+    def demo_triggers(self):
+        return {"sign": _sign}
+
+
+def _sign(simulator: DocuSignSimulator, body: dict, place: DemoPlace) -> dict:
+    """Every signer of the latest envelope awaiting signature (of the hub's ``document_id``, if given) opens
+    and signs it, in routing order; the last signature completes it and Connect posts each step to the hub."""
+    document_id = body.get("document_id")
+    if document_id is not None and not isinstance(document_id, str):
+        raise ValueError("document_id, if given, is the document_id the envelope was sent with (e.g. c-1042)")
+    account_id = place.connection.get("external_account_id") or ACCOUNT_ID
+    with simulator.lock:
+        waiting = [env for env in simulator.account(account_id).envelopes.values()
+                   if env.status in ("sent", "delivered")
+                   and (document_id is None or {"name": "hub_document_id", "value": document_id} in env.custom_fields)]
+        if not waiting:
+            about = f" for document {document_id}" if document_id else ""
+            raise LookupError(f"no envelope{about} is waiting for signatures (send one first)")
+        envelope = waiting[-1]
+        simulator.walk(envelope.envelope_id, "completed")
+        return {"envelope_id": envelope.envelope_id, "status": envelope.status,
+                "signed_by": [signer["name"] for signer in envelope.signers]}

@@ -28,7 +28,8 @@ real HTTP on 127.0.0.1. Written from Google's documentation, not from the plugin
   127.0.0.1 and localhost, so it can reach a hub under test.
 
 The "Google Calendar UI" side, for tests: ``edit_event``, ``cancel_event``, ``add_event``, ``events``,
-``expire_sync_tokens``. ``with GoogleCalendarSimulator() as google: google.url``.
+``expire_sync_tokens``; ``listed`` says whether a read has returned an event's latest change.
+``with GoogleCalendarSimulator() as google: google.url``.
 """
 
 from __future__ import annotations
@@ -162,6 +163,8 @@ class Calendar:
     access_role: str = "owner"
     resource_id: str = field(default_factory=lambda: secrets.token_urlsafe(20))
     events: dict[str, dict[str, Any]] = field(default_factory=dict)
+    listed_seq: int = 0
+    """The newest change a finished list (its last page) has returned: what its reader has heard of."""
 
 
 @dataclass
@@ -268,6 +271,12 @@ class GoogleCalendarSimulator(Simulator):
         app's private data): an ``exists`` notification on each of its channels, nothing else."""
         with self.lock:
             self._notify(self.calendar(calendar_id))
+
+    def listed(self, event_id: str, calendar_id: str = "primary") -> bool:
+        """Whether a list has returned the event as it is now: the reader has heard of its latest change."""
+        with self.lock:
+            calendar = self.calendar(calendar_id)
+            return calendar.listed_seq >= self._event(calendar, event_id)["_seq"]
 
     def channel_for(self, address_suffix: str) -> Channel | None:
         """The live channel whose address ends with ``address_suffix`` (a connection's id)."""
@@ -649,6 +658,7 @@ class GoogleCalendarSimulator(Simulator):
             body["nextPageToken"] = _b64({**page, "at": at + size})
         else:
             body["nextSyncToken"] = _b64({"cal": calendar.id, "seq": page["upto"], "epoch": self._token_epoch})
+            calendar.listed_seq = max(calendar.listed_seq, page["upto"])
         return body
 
     def _listed(self, event: dict[str, Any], incremental: bool) -> dict[str, Any]:

@@ -164,3 +164,19 @@ async def test_someones_own_events_stay_out_unless_the_tenant_asks_for_every_eve
     await read(client, hub, tenant)  # incremental, but the setting changed what a read keeps: read it whole
     [(_, dentist)] = (await records(client, tenant)).items()
     assert (dentist["title"], dentist["start"]) == ("Dentist", "2026-12-09T08:00:00-07:00")
+
+
+async def test_the_simulator_says_whether_a_read_has_returned_an_events_latest_change(client, hub, tenant, simulator):
+    """Demo mode's "someone moves an event" waits on it: a move the hub reads as an event's first version
+    is no news."""
+    google = simulator
+    await connect(client, tenant)
+    await sync(client, hub, tenant, "schedule_item", items(1))
+    event_id = (await mappings(client, tenant))["item-0"]
+    assert not google.listed(event_id)
+    await read(client, hub, tenant)
+    assert google.listed(event_id)
+    google.edit_event(event_id, {"location": "14 Elm St"})
+    assert not google.listed(event_id)
+    await read(client, hub, tenant)
+    assert google.listed(event_id)

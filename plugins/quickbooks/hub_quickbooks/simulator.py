@@ -2,7 +2,8 @@
 
 It follows the documented behaviour the plugin depends on, strictly:
 
-- OAuth2: ``/connect/oauth2`` (consent; redirects with ``code``, ``state`` and ``realmId``),
+- OAuth2: ``/connect/oauth2`` (consent; redirects with ``code``, ``state`` and ``realmId`` at once, or, to a
+  browser (``Accept: text/html``) without ``decision``, first shows a page with Connect and Cancel buttons),
   ``/oauth2/v1/tokens/bearer`` (HTTP Basic client auth; refresh tokens ROTATE: each refresh returns a new
   one and the old one is dead, ``invalid_grant``), ``/v2/oauth2/tokens/revoke`` (JSON body).
 - ``/v3/company/{realmId}/``: ``companyinfo``, ``query`` (the SQL subset QuickBooks takes), ``batch``
@@ -26,6 +27,7 @@ import base64
 import copy
 import hashlib
 import hmac
+import html
 import json
 import re
 import secrets
@@ -421,6 +423,21 @@ _THROTTLED = Fault(429, "003001", "message=ThrottleExceeded; errorCode=003001; s
                    "The request limit was reached.", type="SERVICE")
 
 
+def _consent_page(query: dict[str, str]) -> Response:
+    """Intuit's consent screen, reduced to its two buttons: each sends the same query on with ``decision``."""
+    hidden = "".join(f'<input type="hidden" name="{html.escape(k)}" value="{html.escape(v)}">'
+                     for k, v in query.items() if k != "decision")
+    page = (
+        '<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Connect to QuickBooks</title></head>'
+        '<body><main><h1>QuickBooks Online (simulator)</h1>'
+        "<p>An app would like to connect to your QuickBooks company.</p>"
+        f'<form method="get" action="/connect/oauth2">{hidden}'
+        '<button type="submit" name="decision" value="allow">Connect</button> '
+        '<button type="submit" name="decision" value="deny">Cancel</button></form></main></body></html>'
+    )
+    return Response(200, page.encode(), {"Content-Type": "text/html; charset=utf-8"})
+
+
 def _reply(status: int, body: Any = None, headers: dict[str, str] | None = None) -> Response:
     data = b"" if body is None else json.dumps(body).encode()
     headers = {**(headers or {}), "intuit_tid": uuid.uuid4().hex[:20]}
@@ -478,6 +495,8 @@ class QuickBooksSimulator(Simulator):
 
     def handle(self, request: Request) -> Response:
         if request.method == "GET" and request.path == "/connect/oauth2":
+            if "decision" not in request.query and "text/html" in request.headers.get("accept", ""):
+                return _consent_page(request.query)
             return self._authorize(request.query)
         if request.method == "POST" and request.path == "/oauth2/v1/tokens/bearer":
             return self._token(request, request.form())

@@ -4,7 +4,7 @@ points the plugin at it, connects through Intuit's consent, and what records and
 from __future__ import annotations
 
 import hub_quickbooks.plugin
-from hub.testing.conformance import ProviderAdapter
+from hub.testing.adapter import DemoPlace, DemoStep, ProviderAdapter
 from hub_quickbooks.simulator import CLIENT_ID, CLIENT_SECRET, VERIFIER_TOKEN, QuickBooksSimulator
 from hub_quickbooks.webhooks import signature
 
@@ -64,3 +64,47 @@ class QuickBooksAdapter(ProviderAdapter):
         if secret != "good":
             headers = headers | {"intuit-signature": signature("someone-elses-verifier-token", body)}
         return body, headers
+
+    # -- demo mode ------------------------------------------------------------------------------------
+    def demo_steps(self, simulator: QuickBooksSimulator) -> list[DemoStep]:
+        clients = [{"id": "client-oak", "company_name": "Oak Street Homes", "email": "ap@oakstreet.example",
+                    "phone": "+1 312 555 0100"},
+                   {"id": "client-lee", "first_name": "Dana", "last_name": "Lee", "email": "dana@example.com"}]
+        invoice = {"id": "inv-1001", "client_id": "client-oak", "invoice_number": "INV-1001",
+                   "invoice_date": "2026-12-01", "due_date": "2026-12-31", "job_name": "Oak St remodel",
+                   "line_items": [{"description": "Demolition", "quantity": "2", "unit_price": "750.00"},
+                                  {"description": "Framing", "quantity": "1", "unit_price": "2400.00"}]}
+        synced = {"provider": "quickbooks", "direction": "outbound", "status": "completed", "failed": 0}
+        return [
+            DemoStep("QuickBooks: sync two clients (one batch request; run it again and nothing is sent)",
+                     "POST", "/v1/connections/quickbooks/syncs", {"entity": "client", "records": clients},
+                     events=("sync.completed",), data={"sync.completed": synced | {"entity": "client"}}),
+            DemoStep("QuickBooks: invoice one of them", "POST", "/v1/connections/quickbooks/syncs",
+                     {"entity": "invoice", "records": [invoice]},
+                     events=("sync.completed",), data={"sync.completed": synced | {"entity": "invoice"}}),
+            DemoStep("QuickBooks: the client pays $1,000 of it in QuickBooks (Intuit then notifies the hub)",
+                     "POST", "pay-invoice", {"invoice_number": "INV-1001", "amount": "1000.00"},
+                     target="provider", events=("payment.received",),
+                     data={"payment.received": {"invoice_id": "inv-1001"}},
+                     note="the payment is imported once however often Intuit repeats the notification"),
+        ]
+
+    def demo_triggers(self):
+        return {"pay-invoice": _pay_invoice}
+
+
+def _pay_invoice(simulator: QuickBooksSimulator, body: dict, place: DemoPlace) -> dict:
+    """A customer pays an invoice, recorded in QuickBooks; Intuit notifies the hub of the new payment."""
+    number, amount = body.get("invoice_number"), body.get("amount")
+    if not isinstance(number, str):
+        raise ValueError("invoice_number (the invoice's number, e.g. INV-1001) is required")
+    realm = place.connection["external_account_id"]
+    invoices = simulator.state.objects("Invoice", realm)
+    found = [i for i in list(invoices.values()) if i.get("DocNumber") == number]
+    if not found:
+        raise LookupError(f"QuickBooks has no invoice {number} (sync it first)")
+    payment = simulator.state.make_payment(found[0]["Id"], amount, method=str(body.get("method") or "Check"),
+                                           realm_id=realm)
+    answer = simulator.send_webhook(f"{place.hub_url}/v1/webhooks/quickbooks", [("Payment", payment["Id"], "Create")],
+                                    realm_id=realm)
+    return {"payment_id": payment["Id"], "amount": payment["TotalAmt"], "hub_answered": answer.status_code}

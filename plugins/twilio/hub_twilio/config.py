@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 import string
 from collections.abc import Mapping
+from typing import Annotated
 
 import msgspec
 
@@ -30,10 +31,15 @@ class Credentials(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     """An Account SID with its Auth Token, or with an API key (SID + secret). Twilio signs webhooks with the
     Auth Token: give it with an API key too, or inbound messages and status callbacks cannot be verified."""
 
-    account_sid: str
-    auth_token: str | None = None
-    api_key_sid: str | None = None
-    api_key_secret: str | None = None
+    account_sid: Annotated[str, msgspec.Meta(
+        title="Account SID", description="On the Twilio Console's home page; it starts with AC.")]
+    auth_token: Annotated[str, msgspec.Meta(
+        description="Next to the Account SID on the Console. Twilio signs its webhooks with it.",
+        extra_json_schema={"writeOnly": True})] | None = None
+    api_key_sid: Annotated[str, msgspec.Meta(
+        title="API key SID", description="To call Twilio with an API key instead; it starts with SK.")] | None = None
+    api_key_secret: Annotated[str, msgspec.Meta(
+        description="Shown once, when the API key is made.", extra_json_schema={"writeOnly": True})] | None = None
 
     def __post_init__(self) -> None:
         if not ACCOUNT_SID.match(self.account_sid):
@@ -104,15 +110,18 @@ class Templates(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
 class TwilioSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     """A connection's settings (``PUT`` with the credentials, or ``PATCH /v1/connections/twilio``)."""
 
-    sender: str = ""
+    sender: Annotated[str, msgspec.Meta(
+        description="The number texts come from (e.g. +15017122661) or a Messaging Service SID (MG...).")] = ""
     """The phone number messages come from (E.164, e.g. +15017122661) or a Messaging Service SID (MG...)."""
-    messages_per_second: int = 1
+    messages_per_second: Annotated[int, msgspec.Meta(
+        description="1 for a US long code, about 3 for toll-free, 100 for a short code.")] = 1
     """What each sender may send: 1 for a US long code (Twilio's default), about 3 for toll-free, 100 for a
     short code. The hub holds every send of the connection to it."""
     senders: int = 1
     """How many numbers the Messaging Service sends from (ignored for a single number): the service may send
     ``senders`` times ``messages_per_second``."""
-    status_callbacks: bool = True
+    status_callbacks: Annotated[bool, msgspec.Meta(
+        title="Delivery reports", description="Twilio tells the hub when each message is delivered.")] = True
     """Ask Twilio to report each message's status to the hub (``sms.status`` events)."""
     templates: Templates = msgspec.field(default_factory=Templates)
 
