@@ -266,6 +266,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     inbound.add_argument("--requests", type=int, default=5000)
     inbound.add_argument("--warmup", type=int, default=500)
     inbound.add_argument("--concurrency", type=int, default=32)
+    inbound.add_argument("--rounds", type=int, default=2, help="alternating measurements of each server")
     inbound.add_argument("--database-url", help="also run on this PostgreSQL (in a scratch schema)")
     inbound.add_argument("--broker-url", help="a redis:// URL: the hub sends each processing job to it")
     return parser.parse_args(argv)

@@ -7,8 +7,10 @@ over a timestamp and the body, as Stripe signs), parses it, routes it to the ten
 it in the inbox and queues its processing job in one transaction, and answers. Every event has its own
 id, so each is stored.
 
-Prints each server's throughput and p50/p99 latency, and the hub's share of the bare ceiling, for SQLite
-and (with ``--database-url``) PostgreSQL; then checks that every webhook was stored and queued.
+Prints each server's throughput, p50/p99 latency and CPU per request, and the hub's share of the bare
+ceiling, for SQLite and (with ``--database-url``) PostgreSQL; then checks that every webhook was stored
+and queued. The two servers are measured in alternating rounds (``--rounds``), each on a fresh process,
+so a change in what else the machine runs falls on both.
 
 The processing jobs are queued, not run, while the load lasts: with ``--broker-url`` each job is sent to
 Redis (what ``hub serve`` does in production, beside ``hub worker`` processes); without it the job rows
@@ -23,6 +25,7 @@ import asyncio
 import hashlib
 import hmac
 import json
+import os
 import socket
 import statistics
 import subprocess
@@ -249,34 +252,73 @@ def stop_server(process: subprocess.Popen) -> None:
         process.kill()
 
 
+def server_cpu_seconds(pid: int) -> float | None:
+    """User + system CPU the server process has used (Linux), so the cost per request can be compared
+    on a machine whose other work makes the rates move."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def measure(kind: str, database_url: str, home: str, broker_url: str | None, n: int, warmup: int,
             concurrency: int) -> dict:
     process, port = start_server(kind, database_url, home, broker_url)
     try:
         asyncio.run(load(port, signed_requests(warmup, port), concurrency))
-        seconds, latencies, statuses = asyncio.run(load(port, signed_requests(n, port), concurrency))
+        requests = signed_requests(n, port)
+        cpu_before = server_cpu_seconds(process.pid)
+        seconds, latencies, statuses = asyncio.run(load(port, requests, concurrency))
+        cpu_after = server_cpu_seconds(process.pid)
     finally:
         stop_server(process)
-    latencies.sort()
-    return {"rate": n / seconds, "p50": statistics.median(latencies) * 1000,
-            "p99": latencies[int(len(latencies) * 0.99) - 1] * 1000, "statuses": statuses}
+    cpu = None if cpu_before is None or cpu_after is None else cpu_after - cpu_before
+    return {"n": n, "seconds": seconds, "latencies": latencies, "statuses": statuses, "cpu": cpu}
+
+
+def summary(results: list[dict]) -> dict:
+    """The rounds of one server together: requests over seconds, latency percentiles of every request."""
+    latencies = sorted(x for r in results for x in r["latencies"])
+    statuses: dict[int, int] = {}
+    for r in results:
+        for status, count in r["statuses"].items():
+            statuses[status] = statuses.get(status, 0) + count
+    n = sum(r["n"] for r in results)
+    cpus = [r["cpu"] for r in results]
+    return {"rate": n / sum(r["seconds"] for r in results), "p50": statistics.median(latencies) * 1000,
+            "p99": latencies[int(len(latencies) * 0.99) - 1] * 1000, "statuses": statuses,
+            "cpu_ms": None if None in cpus else sum(cpus) / n * 1000}
 
 
 def run_backend(label: str, database_url: str, home: str, args) -> bool:
     asyncio.run(prepare(database_url, home))
-    hub = measure("hub", database_url, home, args.broker_url, args.requests, args.warmup, args.concurrency)
-    bare = measure("bare", database_url, home, None, args.requests, args.warmup, args.concurrency)
+    measured: dict[str, list[dict]] = {"hub": [], "bare": []}
+    for _ in range(args.rounds):  # alternated, so a change in the machine's load falls on both alike
+        measured["hub"].append(measure("hub", database_url, home, args.broker_url, args.requests, args.warmup,
+                                       args.concurrency))
+        measured["bare"].append(measure("bare", database_url, home, None, args.requests, args.warmup,
+                                        args.concurrency))
+    hub, bare = summary(measured["hub"]), summary(measured["bare"])
     inbox, queued = asyncio.run(stored_counts(database_url))
     share = hub["rate"] / bare["rate"]
-    print(f"\n{label}: {args.requests} signed webhooks, {args.concurrency} connections "
-          f"(+{args.warmup} warm-up), jobs {'sent to Redis' if args.broker_url else 'left for the relay'}")
-    print(f"  {'':6} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8}  statuses")
+    print(f"\n{label}: {args.requests} signed webhooks x {args.rounds} rounds, {args.concurrency} connections "
+          f"(+{args.warmup} warm-up a round), jobs {'sent to Redis' if args.broker_url else 'left for the relay'}")
+    print(f"  {'':6} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'server CPU ms/req':>18}  statuses")
     for name, result in (("hub", hub), ("bare", bare)):
-        print(f"  {name:6} {result['rate']:9.0f} {result['p50']:8.2f} {result['p99']:8.2f}  {result['statuses']}")
+        cpu = "" if result["cpu_ms"] is None else f"{result['cpu_ms']:.3f}"
+        print(f"  {name:6} {result['rate']:9.0f} {result['p50']:8.2f} {result['p99']:8.2f} {cpu:>18}  "
+              f"{result['statuses']}")
+    rounds = ", ".join(f"{h['n'] / h['seconds']:.0f}/{b['n'] / b['seconds']:.0f}"
+                       for h, b in zip(measured["hub"], measured["bare"], strict=True))
+    print(f"  each round, hub/bare req/s: {rounds}")
     print(f"  hub / bare = {share:.2f} of the ceiling")
-    expected = args.requests + args.warmup
+    if hub["cpu_ms"] and bare["cpu_ms"]:
+        print(f"  server CPU per request, bare / hub = {bare['cpu_ms'] / hub['cpu_ms']:.2f} (the share a server "
+              "with a core to itself would reach)")
+    expected = args.rounds * (args.requests + args.warmup)
     print(f"  stored in the inbox: {inbox}, named by a queued processing job: {queued} (expected {expected} each)")
-    ok_stored = inbox == expected and queued == expected and hub["statuses"] == {200: args.requests}
+    ok_stored = inbox == expected and queued == expected and hub["statuses"] == {200: args.rounds * args.requests}
     print(f"  {'PASS' if share >= TARGET_SHARE else 'FAIL'}: hub at least {TARGET_SHARE:.0%} of the bare ceiling")
     print(f"  {'PASS' if ok_stored else 'FAIL'}: every webhook answered 200, stored once and queued")
     return share >= TARGET_SHARE and ok_stored

@@ -12,7 +12,9 @@ from sqlalchemy import func, select
 
 from hub.connections import connection_context, get_connection
 from hub.db.models import Connection, Event, Job, WebhookInbox
+from hub.handlers import VerifiedEvent
 from hub.testing import pause_schedules
+from hub.webhooks.inbound import _row
 from tests.conftest import ADMIN_TOKEN, new_tenant, wait_for
 from tests.flows import connect
 from tests.testprovider.server import API_KEY
@@ -69,6 +71,27 @@ async def test_a_redelivered_event_is_stored_once_processed_once_and_answered_2x
     assert [e["data"] for e in received] == [{"payment_id": "pay_1", "amount": "125.00"}]
     records = (await client.get("/v1/records/testoauth/payment", headers=tenant.headers)).json()["items"]
     assert [(r["external_id"], r["data"]["amount"]) for r in records] == [("pay_1", "125.00")]
+
+
+async def test_the_first_webhook_of_a_burst_is_written_at_once_and_the_rest_during_its_commit(hub):
+    """A burst must not wait for its last request before the first transaction starts (the database idle
+    while the loop reads the burst, then the loop idle during one big commit): each stored once, in two."""
+    intake, batches = hub.webhook_intake, []
+    write = intake._write_blocking
+
+    def counting_write(batch, rejections, dispatching):
+        batches.append(len(batch))
+        return write(batch, rejections, dispatching)
+
+    intake._write_blocking = counting_write
+    events = [VerifiedEvent(type="payment.created", payload={"n": n}, account_id="acct-nobody",
+                            event_id=f"evt_burst_{n}") for n in range(8)]
+    stored = await asyncio.gather(*(intake.store("testoauth", [_row("testoauth", e, 0, "0" * 64)], None)
+                                    for e in events))
+
+    assert [len(new) for new in stored] == [1] * 8
+    assert batches == [1, 7]
+    assert await count(hub, WebhookInbox, WebhookInbox.dedup_key.like("id:evt_burst_%")) == 8
 
 
 async def test_events_without_an_id_are_deduplicated_by_body_and_position(client, hub, tenant, jobs):

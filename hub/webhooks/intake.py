@@ -7,6 +7,12 @@ writer task takes everything that is waiting, routes it, inserts it and commits 
 all. Requests that arrive while a commit is in flight form the next batch, so a lone request waits for
 no timer, and a busy hub commits once per batch rather than once per request.
 
+When no batch is in flight, the request that arrives starts one itself, at once, rather than waking the
+writer task: that task would run only after every callback already queued on the loop, so a burst of
+requests (keep-alive connections answered together come back together) would all join one batch while
+the database sat idle, then all wait on it while the loop sat idle. Started at once, the first batch is
+small and the loop turns the rest of the burst into the next batch during its commit: the two overlap.
+
 The writer runs each batch's whole transaction in a thread of its own, on a synchronous connection:
 one hop from the event loop per batch, not one per statement, so a busy loop (the requests themselves)
 does not stretch the transaction.
@@ -17,15 +23,16 @@ A batch that fails as a whole is retried request by request, so one bad request 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import uuid
 from collections import Counter
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from sqlalchemy import Connection as Connection_
-from sqlalchemy import Engine, insert, select
+from sqlalchemy import Engine, bindparam, insert, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DataError
 
@@ -61,6 +68,13 @@ class Submission:
         self.future: asyncio.Future[set[uuid.UUID]] = asyncio.get_running_loop().create_future()
 
 
+class _Batch(NamedTuple):
+    submissions: list[Submission]
+    rejections: Counter[str]
+    written: asyncio.Future
+    """The thread's transaction: (ids inserted, job ids to send)."""
+
+
 RETRY_COUNT_SECONDS = 0.5
 
 
@@ -73,8 +87,11 @@ class Intake:
         self._tasks: list[asyncio.Task] = []
         self._loop: asyncio.AbstractEventLoop | None = None
         self._engine: Engine | None = None
+        self._connection: Connection_ | None = None
         self._thread: ThreadPoolExecutor | None = None
         self._closing = False
+        self._current: _Batch | None = None
+        """The batch the writer is on (from its start in the thread until every request of it is settled)."""
 
     async def store(self, provider: str, rows: list[dict[str, Any]], connection: Connection | None,
                     unstorable: Callable[[str], dict[str, Any]] | None = None) -> set[uuid.UUID]:
@@ -82,6 +99,8 @@ class Intake:
         submission = Submission(provider, rows, connection, unstorable)
         self._waiting.append(submission)
         self._nudge()
+        if self._current is None:
+            self._current = self._start()
         return await submission.future
 
     def count_rejection(self, provider: str) -> None:
@@ -92,7 +111,7 @@ class Intake:
     def _nudge(self) -> None:
         loop = asyncio.get_running_loop()
         if not self._tasks or any(t.done() for t in self._tasks) or self._loop is not loop:
-            self._loop, self._wake = loop, asyncio.Event()
+            self._loop, self._wake, self._current = loop, asyncio.Event(), None
             self._tasks = [loop.create_task(self._write_forever(), name="hub-webhook-intake")]
         self._wake.set()
 
@@ -105,21 +124,29 @@ class Intake:
         self._tasks, self._closing = [], False
         thread, engine, self._thread, self._engine = self._thread, self._engine, None, None
         if thread is not None:
+            if self._connection is not None:  # closed in the thread that used it, after its last batch
+                thread.submit(self._release_connection)
             await asyncio.to_thread(thread.shutdown, True)  # a batch still in a thread finishes first
         if engine is not None:
             engine.dispose()
 
     async def _write_forever(self) -> None:
         while True:
-            if not (self._waiting or self._rejections):
+            if self._current is None and not (self._waiting or self._rejections):
                 if self._closing:
                     return
                 self._wake.clear()
                 await self._wake.wait()
                 continue
-            await self._write_batch()
+            if self._current is None:
+                self._current = self._start()
+            try:
+                await self._write_batch(self._current)
+            finally:
+                self._current = None
 
-    async def _write_batch(self) -> None:
+    def _start(self) -> _Batch:
+        """Take what is waiting and send it to the writer thread."""
         batch: list[Submission] = []
         rows = 0
         while self._waiting and (not batch or rows + len(self._waiting[0].rows) <= MAX_BATCH_ROWS):
@@ -127,8 +154,12 @@ class Intake:
             batch.append(submission)
             rows += len(submission.rows)
         rejections, self._rejections = self._rejections, Counter()
+        return _Batch(batch, rejections, self._submit(batch, rejections))
+
+    async def _write_batch(self, current: _Batch) -> None:
+        batch, rejections = current.submissions, current.rejections
         try:
-            inserted = await self._write(batch, rejections)
+            inserted = await self._write(batch, rejections, current.written)
         except Exception as exc:
             if len(batch) == 1 and not rejections:
                 await self._write_alone(batch[0], exc)
@@ -165,13 +196,20 @@ class Intake:
         except Exception as again:
             _settle(submission, again)
 
-    async def _write(self, batch: Sequence[Submission], rejections: Counter[str]) -> set[uuid.UUID]:
+    def _release_connection(self) -> None:
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            connection.close()
+
+    def _submit(self, batch: Sequence[Submission], rejections: Counter[str]) -> asyncio.Future:
         if self._thread is None:
             self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="hub-webhook-intake")
-        if self._engine is None:
-            self._engine = create_blocking_engine(self.hub.settings.resolved_database_url, pool_size=1)
-        inserted, job_ids = await asyncio.get_running_loop().run_in_executor(
+        return asyncio.get_running_loop().run_in_executor(
             self._thread, self._write_blocking, batch, rejections, self.hub.dispatch is not None)
+
+    async def _write(self, batch: Sequence[Submission], rejections: Counter[str],
+                     written: asyncio.Future | None = None) -> set[uuid.UUID]:
+        inserted, job_ids = await (written if written is not None else self._submit(batch, rejections))
         for job_id in job_ids:  # committed: nudge the workers (the relay re-sends any this misses)
             try:
                 self.hub.dispatch(job_id)
@@ -181,7 +219,24 @@ class Intake:
 
     def _write_blocking(self, batch: Sequence[Submission], rejections: Counter[str], dispatching: bool
                         ) -> tuple[set[uuid.UUID], list[uuid.UUID]]:
-        with self._engine.begin() as conn:
+        if self._engine is None:  # made in the thread, so a request starting a batch never waits for it
+            self._engine = create_blocking_engine(self.hub.settings.resolved_database_url, pool_size=1)
+        # The writer keeps its connection between batches: checking it out and back in costs a ping and
+        # a rollback (two round trips on PostgreSQL) per batch. One that failed is dropped, so the next
+        # batch (or the retry of this one, request by request) starts on a fresh connection.
+        if self._connection is None:
+            self._connection = self._engine.connect()
+        try:
+            return self._write_transaction(self._connection, batch, rejections, dispatching)
+        except BaseException:
+            connection, self._connection = self._connection, None
+            with contextlib.suppress(Exception):
+                connection.close()
+            raise
+
+    def _write_transaction(self, conn: Connection_, batch: Sequence[Submission], rejections: Counter[str],
+                           dispatching: bool) -> tuple[set[uuid.UUID], list[uuid.UUID]]:
+        with conn.begin():
             for provider, n in sorted(rejections.items()):
                 conn.execute(NEXT_VALUE, {"name": f"webhooks.rejected:{provider}", "n": n})
             if not batch:
@@ -196,7 +251,7 @@ class Intake:
                 for job_id, tenant_id, chunk in chunks if any(row["id"] in inserted for row in chunk)
             ], max_attempts=MAX_ATTEMPTS, sent=dispatching, moment=self.hub.clock())
             if jobs:
-                conn.execute(insert(Job.__table__), jobs)
+                conn.execute(_INSERT_JOBS, jobs)
         return inserted, [job["id"] for job in jobs] if dispatching else []
 
 
@@ -236,13 +291,8 @@ def _route(conn: Connection_, batch: Sequence[Submission]) -> None:
               for row in s.rows if row["account_id"]}
     owners: dict[tuple[str, str], tuple[uuid.UUID, uuid.UUID]] = {}
     if wanted:
-        found = conn.execute(
-            select(Connection.provider, Connection.external_account_id, Connection.id, Connection.tenant_id)
-            .where(Connection.status.in_(ROUTABLE),
-                   Connection.provider.in_({p for p, _ in wanted}),
-                   Connection.external_account_id.in_({a for _, a in wanted}))
-            .order_by(Connection.connected_at)
-        )
+        found = conn.execute(_OWNERS, {"providers": list({p for p, _ in wanted}),
+                                       "accounts": list({a for _, a in wanted})})
         owners = {(provider, account): (conn_id, tenant) for provider, account, conn_id, tenant in found.all()}
     for submission in batch:
         for row in submission.rows:
@@ -255,6 +305,16 @@ def _route(conn: Connection_, batch: Sequence[Submission]) -> None:
                 row["status"], row["job_id"] = "unrouted", None
 
 
+# The batch's statements, built once: building a statement (its IN lists above all) costs more than
+# SQLAlchemy's compiled cache saves, at a batch or more per request burst.
+_OWNERS = (
+    select(Connection.provider, Connection.external_account_id, Connection.id, Connection.tenant_id)
+    .where(Connection.status.in_(ROUTABLE),
+           Connection.provider.in_(bindparam("providers", expanding=True)),
+           Connection.external_account_id.in_(bindparam("accounts", expanding=True)))
+    .order_by(Connection.connected_at)
+)
+_INSERT_JOBS = insert(Job.__table__)
 _INSERT_NEW = {
     name: dialect.insert(WebhookInbox).on_conflict_do_nothing(index_elements=["provider", "dedup_key"])
     .returning(WebhookInbox.id)
