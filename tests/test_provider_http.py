@@ -204,7 +204,7 @@ async def test_throttle_holds_rate_and_concurrency_at_the_provider(provider, mak
     assert provider.max_in_flight <= 3
     # The 181st request cannot start before 9 s; the upper bound (generous for a loaded CI machine running
     # tests in parallel) says the limit is used, not wasted.
-    assert 9.0 <= elapsed < 20.0
+    assert 9.0 <= elapsed < 30.0
 
 
 async def test_every_declared_limit_applies(new_throttle):
