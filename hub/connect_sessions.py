@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from hub.db.models import ConnectSession
 from hub.errors import NotFound, ValidationFailed
+from hub.ids import new_id
 from hub.oauth import check_return_url
 
 if TYPE_CHECKING:
@@ -78,7 +79,7 @@ async def create_session(hub: Hub, session: AsyncSession, tenant_id: uuid.UUID, 
     token = secrets.token_urlsafe(32)
     now = hub.clock()
     row = ConnectSession(
-        id=uuid.uuid4(), tenant_id=tenant_id, token_hash=hash_token(token), providers=providers,
+        id=new_id(), tenant_id=tenant_id, token_hash=hash_token(token), providers=providers,
         return_url=check_return_url(data.return_url), expires_at=now + timedelta(seconds=data.expires_in_seconds),
         created_at=now,
     )

@@ -16,6 +16,7 @@ from hub.auth import ApiKeyAuth, OAuth2
 from hub.context import ConnectionContext
 from hub.db.models import Connection, Tenant, utcnow
 from hub.errors import Conflict, HubError, NotConnected, NotFound, ProviderError, ValidationFailed
+from hub.ids import new_id
 from hub.tokens import store_tokens
 from hub.types import AccountInfo, ProviderInfo, RateLimit, TokenSet
 
@@ -91,7 +92,7 @@ async def _connection_row(session: AsyncSession, tenant_id: uuid.UUID, provider:
     stmt = select(Connection).where(Connection.tenant_id == tenant_id, Connection.provider == provider)
     conn = (await session.scalars(stmt)).first()
     if conn is None:
-        conn = Connection(id=uuid.uuid4(), tenant_id=tenant_id, provider=provider, status="pending",
+        conn = Connection(id=new_id(), tenant_id=tenant_id, provider=provider, status="pending",
                           metadata_={}, settings={}, sync_schedules={}, sync_enabled=True)
         session.add(conn)
     return conn

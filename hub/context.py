@@ -15,6 +15,7 @@ from sqlalchemy.exc import IntegrityError
 from hub.db.models import EntityMapping, Record
 from hub.errors import Conflict, NotConnected, NotFound
 from hub.http import ConnectionHttp
+from hub.ids import new_id
 from hub.tokens import valid_access_token
 
 if TYPE_CHECKING:
@@ -163,7 +164,7 @@ class ConnectionContext:
                         return current
                     digest = record_hash(new)
                     if row is None:
-                        session.add(Record(id=uuid.uuid4(), tenant_id=self.tenant_id,
+                        session.add(Record(id=new_id(), tenant_id=self.tenant_id,
                                            connection_id=self.connection_id, entity=entity, external_id=external_id,
                                            data=new, hash=digest, deleted=False, seq=seq, updated_at=utcnow()))
                         await session.flush()

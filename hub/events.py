@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from hub.counters import reserve
 from hub.db.models import Event, utcnow
+from hub.ids import new_id
 from hub.jobs.outbox import enqueue
 from hub.webhooks.fanout import fan_out
 
@@ -36,7 +37,7 @@ async def record_event(
     session: AsyncSession, tenant_id: uuid.UUID, type: str, data: dict[str, Any], provider: str | None = None
 ) -> Event:
     (seq,) = await reserve(session, f"events:{tenant_id}")  # ordered per tenant; tenants never contend
-    event = Event(id=uuid.uuid4(), tenant_id=tenant_id, seq=seq, type=type, provider=provider, data=data,
+    event = Event(id=new_id(), tenant_id=tenant_id, seq=seq, type=type, provider=provider, data=data,
                   occurred_at=utcnow())
     session.add(event)
     await session.flush()

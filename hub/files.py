@@ -30,6 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from hub.db.models import File
 from hub.errors import NotFound, ValidationFailed
+from hub.ids import new_id
 
 if TYPE_CHECKING:
     from hub.runtime import Hub
@@ -148,7 +149,7 @@ class TenantFiles:
                         return stored(row)
                     old = (row.id, row.sha256) if row is not None else None
                     if row is None:
-                        row = File(id=uuid.uuid4(), tenant_id=self.tenant_id, path=path, created_at=self._hub.clock())
+                        row = File(id=new_id(), tenant_id=self.tenant_id, path=path, created_at=self._hub.clock())
                         session.add(row)
                     written = store.blob_path(self.tenant_id, row.id, sha)
                     await asyncio.to_thread(store.write, written, content)

@@ -21,6 +21,7 @@ from hub.auth import OAuth2, pkce_pair
 from hub.connections import require_provider, save_oauth_connection
 from hub.db.models import OAuthState
 from hub.errors import Conflict, CredentialsRejected, HubError, InvalidRequest, ValidationFailed
+from hub.ids import new_id
 
 if TYPE_CHECKING:
     from hub.runtime import Hub
@@ -67,7 +68,7 @@ async def start_authorization(
     state = secrets.token_urlsafe(32)
     verifier, challenge = pkce_pair() if strategy.pkce else (None, None)
     row = OAuthState(
-        id=uuid.uuid4(), tenant_id=tenant_id, provider=provider, state_hash=_hash(state),
+        id=new_id(), tenant_id=tenant_id, provider=provider, state_hash=_hash(state),
         redirect_uri=hub.settings.oauth_redirect_uri(), return_url=return_url,
         scopes=" ".join(scopes) if scopes else None, expires_at=datetime.now(UTC) + STATE_TTL,
     )

@@ -20,12 +20,12 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-import uuid
 from collections import deque
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import TYPE_CHECKING, Protocol
 
+from hub.ids import new_id
 from hub.types import RateLimit
 
 if TYPE_CHECKING:
@@ -187,7 +187,7 @@ class RedisThrottle:
             yield
             return
         keys = self._keys(key, limits)
-        lease = uuid.uuid4().hex
+        lease = new_id().hex
         args: list[str | float | int] = [lease, self._lease_seconds, concurrency_of(limits) or 0]
         for limit in limits:
             args += [limit.requests, limit.per_seconds]

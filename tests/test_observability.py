@@ -58,6 +58,9 @@ async def test_metrics_count_requests_by_route_template_provider_calls_jobs_and_
     provider.state.put_payment("pay_2", "12.00")
 
     echoed = await client.post("/v1/connections/testoauth/actions/echo", json={"text": "hi"}, headers=tenant.headers)
+    webhooks = sample("hub_requests_total", method="POST", path="/v1/webhooks/{provider}", status_code="404",
+                      app_name="hub")
+    await client.post("/v1/webhooks/nosuch", content=b"{}")
     started = await client.post("/v1/connections/testoauth/syncs", json={"entity": "payment"}, headers=tenant.headers)
     await run_jobs(hub)
     scraped = await client.get("/metrics")
@@ -70,6 +73,8 @@ async def test_metrics_count_requests_by_route_template_provider_calls_jobs_and_
              sample("hub_sync_records_total", provider="testoauth", entity="payment", direction="inbound",
                     outcome="created"))
     assert after[0] - before[0] == 1
+    assert sample("hub_requests_total", method="POST", path="/v1/webhooks/{provider}", status_code="404",
+                  app_name="hub") == webhooks + 1  # the webhook receiver's requests, by its route template too
     assert all("{" in path and "echo" not in path for path in action_requests())  # the route's template
     assert after[1] - before[1] >= 2  # the echo and the payments read
     assert after[2] - before[2] >= 1

@@ -10,6 +10,7 @@ import uuid
 
 from sqlalchemy import func, select
 
+from hub.api.app import BodyLimits
 from hub.connections import connection_context, get_connection
 from hub.db.models import Connection, Event, Job, WebhookInbox
 from hub.handlers import VerifiedEvent
@@ -151,6 +152,55 @@ async def test_unknown_provider_is_404_and_an_oversized_body_is_413(client, hub)
     assert (unknown.status_code, unknown.json()["error"]["code"]) == (404, "provider_not_found")
     assert (too_big.status_code, too_big.json()["error"]["code"]) == (413, "body_too_large")
     assert await count(hub, WebhookInbox) == 0
+
+
+async def streamed_post(app, path: str, chunks: list[bytes], headers: dict[str, str]) -> tuple[int, dict, int]:
+    """POST a body in several ASGI messages without a content-length (as a chunked upload arrives); the
+    answer's status and body, and how many messages the app left unread."""
+    messages = [{"type": "http.request", "body": c, "more_body": i < len(chunks) - 1} for i, c in enumerate(chunks)]
+    sent: list[dict] = []
+
+    async def receive():
+        return messages.pop(0) if messages else {"type": "http.disconnect"}
+
+    async def send(message):
+        sent.append(message)
+
+    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST", "scheme": "http",
+             "path": path, "raw_path": path.encode(), "query_string": b"", "root_path": "",
+             "headers": [(k.encode(), v.encode()) for k, v in headers.items()], "client": ("127.0.0.1", 1),
+             "server": ("127.0.0.1", 80)}
+    await app(scope, receive, send)
+    return sent[0]["status"], json.loads(b"".join(m.get("body", b"") for m in sent[1:])), len(messages)
+
+
+async def test_the_receivers_paths_methods_and_streamed_bodies_get_the_one_error_shape(client, hub, tenant):
+    valid = json.dumps(payment_event()).encode()
+    headers = {"content-type": "application/json", "x-test-signature": oauth_signature(NEW_SECRET, valid)}
+
+    answers = {
+        "get": await client.get("/v1/webhooks/testoauth"),
+        "no provider": await client.post("/v1/webhooks", content=valid, headers=headers),
+        "no provider, slash": await client.post("/v1/webhooks/", content=valid, headers=headers),
+        "glued": await client.post("/v1/webhookstestoauth", content=valid, headers=headers),
+        "not a uuid": await client.post("/v1/webhooks/testoauth/not-a-uuid", content=valid, headers=headers),
+        "too deep": await client.post(f"/v1/webhooks/testoauth/{uuid.uuid4()}/x", content=valid, headers=headers),
+    }
+    limit = BodyLimits.of(hub).webhooks
+    too_big = await streamed_post(client.app, "/v1/webhooks/testoauth", [b"x" * 65_536] * (limit // 65_536 + 4),
+                                  headers)
+    streamed_ok = await streamed_post(client.app, "/v1/webhooks/testoauth/", [valid[:10], valid[10:]], headers)
+
+    got = {name: (r.status_code, r.json()["error"]["code"]) for name, r in answers.items()}
+    assert got == {"get": (405, "method_not_allowed"), "no provider": (404, "not_found"),
+                   "no provider, slash": (404, "not_found"), "glued": (404, "not_found"),
+                   "not a uuid": (404, "not_found"), "too deep": (404, "not_found")}
+    assert answers["get"].headers["allow"] == "POST"
+    assert all(r.headers["x-request-id"] for r in answers.values())
+    assert (too_big[0], too_big[1]["error"]["code"]) == (413, "body_too_large")
+    assert too_big[2] >= 2  # refused while reading, not after taking it all in
+    assert streamed_ok == (200, {"received": True}, 0)  # a trailing slash and a body in pieces are fine
+    assert await count(hub, WebhookInbox) == 1
 
 
 async def test_an_authentic_body_that_does_not_parse_is_kept_as_failed_with_the_reason(client, hub, tenant):

@@ -118,21 +118,18 @@ def build_app(limits: BodyLimits) -> Litestar:
         dependencies={"admin": Provide(require_admin), "db": Provide(provide_admin_db)},
         security=[{"adminToken": []}],
     )
-    # Inbound webhooks are public (each plugin verifies its own) and may be larger than API bodies.
-    webhook_router = Router(
-        path="/", route_handlers=[webhooks_in.receive_webhook, webhooks_in.receive_connection_webhook],
-        request_max_body_size=limits.webhooks,
-    )
     app = Litestar(
         route_handlers=[
             health.healthz, health.readyz, observability.metrics, providers.list_providers, providers.get_provider,
-            oauth.oauth_callback, webhook_router, tenant_router, admin_router, connect_page.connect_router(),
+            oauth.oauth_callback, tenant_router,
+            # Inbound webhooks are public (each plugin verifies its own) and may be larger than API bodies.
+            webhooks_in.webhook_receiver(limits.webhooks), admin_router, connect_page.connect_router(),
         ],
         # The hosted connect page's templates (Jinja2 with autoescape on).
         template_config=TemplateConfig(directory=connect_page.TEMPLATE_DIR, engine=JinjaTemplateEngine),
         dependencies={"hub": Provide(provide_hub, sync_to_thread=False)},
         exception_handlers=EXCEPTION_HANDLERS,
-        middleware=[observability.request_ids, observability.http_metrics.middleware],
+        middleware=[observability.http_observer.middleware],
         lifespan=[lifespan],
         request_max_body_size=limits.api,
         logging_config=None,  # the process configures logging (hub.logs); the app only logs

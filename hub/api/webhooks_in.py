@@ -5,44 +5,93 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 from typing import Annotated
+from urllib.parse import parse_qsl, unquote
 
-from litestar import Controller, Request, Response, get, post
+from litestar import Controller, asgi, get, post
+from litestar.exceptions import MethodNotAllowedException, NotFoundException
+from litestar.handlers import ASGIRouteHandler
 from litestar.params import FromPath, FromQuery, QueryParameter
+from litestar.types import Receive, Scope, Send
 
-from hub.api.deps import Db, HubDep, TenantId, utc_moment
+from hub.api.deps import Db, TenantId, utc_moment
 from hub.errors import InvalidRequest
 from hub.webhooks import inbound
+from hub.webhooks.inbound import BodyTooLarge
 from hub.webhooks.inbox import STATUSES, InboxOut, get_inbox, inbox_out, list_inbox
 from hub.webhooks.process import reprocess
 
 Limit = Annotated[int, QueryParameter(ge=1, le=1000)]
 
 
-async def _receive(hub, request: Request, provider: str, connection_id: uuid.UUID | None) -> Response:
-    # Read from the ASGI scope, not through ``request.headers``/``url``/``query_params``: each of those
-    # builds an object per request (together about 20 of the app's 250 microseconds a webhook).
-    scope = request.scope
-    query_string = scope.get("query_string", b"").decode("latin-1")
-    reply = await inbound.receive(
-        hub, provider, await request.body(),
-        {name.decode("latin-1"): value.decode("latin-1") for name, value in scope["headers"]},
-        scope.get("root_path", "") + scope["path"], query_string,
-        dict(request.query_params) if query_string else {}, connection_id,
-    )
-    return Response(reply.body, status_code=reply.status, media_type=reply.content_type)
+WEBHOOKS_PATH = "/v1/webhooks"
 
 
-@post("/v1/webhooks/{provider:str}", tags=["webhooks"], status_code=200, security=[],
-      summary="A provider's webhook (verified by its plugin; events routed by their account)")
-async def receive_webhook(hub: HubDep, request: Request, provider: FromPath[str]) -> Response:
-    return await _receive(hub, request, provider, None)
+def webhook_receiver(max_body_bytes: int) -> ASGIRouteHandler:
+    """``POST /v1/webhooks/{provider}`` and ``POST /v1/webhooks/{provider}/{connection_id}``: a provider's
+    webhook, verified by its plugin (public: no API key).
+
+    A plain ASGI route under the app's routing, middleware and exception handlers, without the dependency
+    injection, signature model and response layers of a Litestar handler: the receiver is the hub's
+    hottest path (a provider may send thousands a second), and those layers cost more per webhook than
+    verifying, parsing and queueing it. Errors are raised as everywhere else and answered in the one JSON
+    error shape."""
+
+    @asgi(WEBHOOKS_PATH, is_mount=True, copy_scope=False)
+    async def receive_webhook(scope: Scope, receive: Receive, send: Send) -> None:
+        # The mount hands over the rest of the path, always ending in "/".
+        provider, connection_id, template = _webhook_target(scope["path"])
+        scope["path_template"] = template  # the metrics' route label
+        if scope["method"] != "POST":
+            raise MethodNotAllowedException(headers={"Allow": "POST"})
+        body = await _read_body(scope, receive, max_body_bytes)
+        query_string = scope["query_string"].decode("latin-1")
+        path = f"{WEBHOOKS_PATH}/{provider}" + (f"/{connection_id}" if connection_id else "")
+        reply = await inbound.receive(
+            scope["app"].state.hub, provider, body,
+            {name.decode("latin-1"): value.decode("latin-1") for name, value in scope["headers"]},
+            scope.get("root_path", "") + path, query_string,
+            dict(parse_qsl(query_string, keep_blank_values=True)) if query_string else {}, connection_id,
+        )
+        await send({"type": "http.response.start", "status": reply.status, "headers": [
+            (b"content-type", reply.content_type.encode("latin-1")),
+            (b"content-length", str(len(reply.body)).encode("latin-1")),
+        ]})
+        await send({"type": "http.response.body", "body": reply.body})
+
+    return receive_webhook
 
 
-@post("/v1/webhooks/{provider:str}/{connection_id:uuid}", tags=["webhooks"], status_code=200, security=[],
-      summary="A provider's webhook for one connection (providers whose secret belongs to the connection)")
-async def receive_connection_webhook(hub: HubDep, request: Request, provider: FromPath[str],
-                                     connection_id: FromPath[uuid.UUID]) -> Response:
-    return await _receive(hub, request, provider, connection_id)
+def _webhook_target(rest: str) -> tuple[str, uuid.UUID | None, str]:
+    """The provider and connection id of ``/{provider}/`` or ``/{provider}/{connection_id}/``."""
+    parts = rest.split("/")
+    if len(parts) == 3 and parts[0] == "" and parts[1] and parts[2] == "":
+        return unquote(parts[1]), None, f"{WEBHOOKS_PATH}/{{provider}}"
+    if len(parts) == 4 and parts[0] == "" and parts[1] and parts[3] == "":
+        try:
+            return unquote(parts[1]), uuid.UUID(parts[2]), f"{WEBHOOKS_PATH}/{{provider}}/{{connection_id}}"
+        except ValueError:
+            pass
+    raise NotFoundException()
+
+
+async def _read_body(scope: Scope, receive: Receive, limit: int) -> bytes:
+    too_large = f"the body is over the {limit} bytes a webhook may have here"
+    declared = next((value for name, value in scope["headers"] if name == b"content-length"), b"")
+    if declared.isdigit() and int(declared) > limit:
+        raise BodyTooLarge(too_large)
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise InvalidRequest("the client went away before sending the whole body", code="client_disconnected")
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise BodyTooLarge(too_large)
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
 def check_status(status: str | None) -> None:

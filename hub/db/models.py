@@ -24,6 +24,8 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from hub.ids import new_id
+
 NAMING = {
     "ix": "ix_%(column_0_label)s",
     "uq": "uq_%(table_name)s_%(column_0_N_name)s",
@@ -73,7 +75,7 @@ class TenantOwned:
 
 class Tenant(Base):
     __tablename__ = "tenants"
-    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
     name: Mapped[str] = mapped_column(String(200))
     settings: Mapped[dict[str, Any]] = mapped_column(default=dict)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
@@ -82,7 +84,7 @@ class Tenant(Base):
 class ApiKey(TenantOwned, Base):
     __tablename__ = "api_keys"
     __table_args__ = (Index("ix_api_keys_tenant_id", "tenant_id"),)
-    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
     name: Mapped[str | None] = mapped_column(String(200))
     prefix: Mapped[str] = mapped_column(String(32))
     key_hash: Mapped[str] = mapped_column(String(64), unique=True)
@@ -97,7 +99,7 @@ class Connection(TenantOwned, Base):
         Index("uq_connections_tenant_provider", "tenant_id", "provider", unique=True),
         Index("ix_connections_provider_account", "provider", "external_account_id"),
     )
-    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
     provider: Mapped[str] = mapped_column(String(64))
     status: Mapped[str] = mapped_column(String(20), default="pending")
     access_token_enc: Mapped[str | None] = mapped_column(Text)
@@ -122,7 +124,7 @@ class Connection(TenantOwned, Base):
 class OAuthState(TenantOwned, Base):
     __tablename__ = "oauth_states"
     __table_args__ = (Index("ix_oauth_states_tenant_id", "tenant_id"),)
-    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
     provider: Mapped[str] = mapped_column(String(64))
     state_hash: Mapped[str] = mapped_column(String(64), unique=True)
     redirect_uri: Mapped[str] = mapped_column(Text)
@@ -148,7 +150,7 @@ class Job(Base):
         Index("ix_jobs_due", "status", "run_at"),
         Index("ix_jobs_tenant_id", "tenant_id"),
     )
-    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
     tenant_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
     kind: Mapped[str] = mapped_column(String(64))
     payload: Mapped[dict[str, Any]] = mapped_column(default=dict)
@@ -176,7 +178,7 @@ class SyncRun(TenantOwned, Base):
         Index("uq_sync_runs_one_active_inbound", "connection_id", "entity", unique=True,
               sqlite_where=text(ACTIVE_INBOUND), postgresql_where=text(ACTIVE_INBOUND)),
     )
-    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
     connection_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("connections.id", ondelete="CASCADE"))
     provider: Mapped[str] = mapped_column(String(64))
     entity: Mapped[str] = mapped_column(String(64))
@@ -223,7 +225,7 @@ class EntityMapping(TenantOwned, Base):
         Index("uq_entity_mappings_internal", "connection_id", "entity", "internal_id", unique=True),
         Index("uq_entity_mappings_external", "connection_id", "entity", "external_id", unique=True),
     )
-    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
     connection_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("connections.id", ondelete="CASCADE"))
     entity: Mapped[str] = mapped_column(String(64))
     internal_id: Mapped[str] = mapped_column(String(255))
@@ -243,7 +245,7 @@ class Record(TenantOwned, Base):
         Index("uq_records_external", "connection_id", "entity", "external_id", unique=True),
         Index("ix_records_changes", "connection_id", "entity", "seq"),
     )
-    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
     connection_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("connections.id", ondelete="CASCADE"))
     entity: Mapped[str] = mapped_column(String(64))
     external_id: Mapped[str] = mapped_column(String(255))
@@ -271,7 +273,7 @@ class SyncCursor(TenantOwned, Base):
 class Event(TenantOwned, Base):
     __tablename__ = "events"
     __table_args__ = (Index("ix_events_tenant_seq", "tenant_id", "seq"),)
-    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
     seq: Mapped[int] = mapped_column(BigInteger)
     type: Mapped[str] = mapped_column(String(100))
     provider: Mapped[str | None] = mapped_column(String(64))
@@ -290,7 +292,7 @@ class WebhookInbox(Base):
         Index("ix_webhook_inbox_tenant_received", "tenant_id", "received_at"),
         Index("ix_webhook_inbox_status_received", "status", "received_at"),
     )
-    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
     provider: Mapped[str] = mapped_column(String(64))
     dedup_key: Mapped[str] = mapped_column(String(255))
     event_type: Mapped[str | None] = mapped_column(String(200))
@@ -314,7 +316,7 @@ class WebhookEndpoint(TenantOwned, Base):
 
     __tablename__ = "webhook_endpoints"
     __table_args__ = (Index("ix_webhook_endpoints_tenant_id", "tenant_id"),)
-    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
     url: Mapped[str] = mapped_column(Text)
     description: Mapped[str | None] = mapped_column(Text)
     event_types: Mapped[list[Any]] = mapped_column(JSONType, default=list)
@@ -342,7 +344,7 @@ class WebhookDelivery(TenantOwned, Base):
         Index("ix_webhook_deliveries_endpoint_created", "endpoint_id", "created_at"),
         Index("ix_webhook_deliveries_event", "event_id"),
     )
-    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
     endpoint_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("webhook_endpoints.id", ondelete="CASCADE"))
     event_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("events.id", ondelete="CASCADE"))
     event_type: Mapped[str] = mapped_column(String(100))
@@ -362,7 +364,7 @@ class WebhookAttempt(TenantOwned, Base):
 
     __tablename__ = "webhook_attempts"
     __table_args__ = (Index("ix_webhook_attempts_delivery", "delivery_id", "attempt"),)
-    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
     delivery_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("webhook_deliveries.id", ondelete="CASCADE"))
     endpoint_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("webhook_endpoints.id", ondelete="CASCADE"))
     attempt: Mapped[int]
@@ -380,7 +382,7 @@ class File(TenantOwned, Base):
 
     __tablename__ = "files"
     __table_args__ = (Index("uq_files_tenant_path", "tenant_id", "path", unique=True),)
-    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
     path: Mapped[str] = mapped_column(String(1024))
     content_type: Mapped[str] = mapped_column(String(255))
     size: Mapped[int] = mapped_column(BigInteger)
@@ -395,7 +397,7 @@ class ConnectSession(TenantOwned, Base):
 
     __tablename__ = "connect_sessions"
     __table_args__ = (Index("ix_connect_sessions_tenant_id", "tenant_id"),)
-    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     providers: Mapped[list[Any]] = mapped_column(JSONType, default=list)
     return_url: Mapped[str] = mapped_column(Text)

@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session
 
 from hub.db.models import Job
 from hub.errors import Conflict, HubError, NotFound
+from hub.ids import new_id
 from hub.logs import log_context
 from hub.metrics import JOBS
 from hub.webhooks.fanout import CLOCK_KEY
@@ -85,7 +86,7 @@ def enqueue(
     moment = _clock(session)
     due = run_at is None or run_at <= moment
     dispatch = session.info.get("hub_dispatch")
-    job = Job(id=id or uuid.uuid4(), tenant_id=tenant_id, kind=kind, payload=payload, status="pending",
+    job = Job(id=id or new_id(), tenant_id=tenant_id, kind=kind, payload=payload, status="pending",
               run_at=run_at or moment, max_attempts=max_attempts,
               sent_at=moment if due and dispatch is not None else None)
     session.add(job)

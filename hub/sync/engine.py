@@ -28,6 +28,7 @@ from hub.entities import canonical, record_hash
 from hub.errors import NotConnected, NotFound, ValidationFailed
 from hub.events import record_event
 from hub.handlers import InboundSync, OutboundItem, OutboundSync, Page, PushResult
+from hub.ids import new_id
 from hub.jobs.outbox import Defer
 from hub.metrics import SYNC_RECORDS
 from hub.sync.service import entity_schema, start_inbound
@@ -199,7 +200,7 @@ async def _save_mappings(
     # Two statements: a result without metadata leaves the mapping's metadata as it was.
     for with_metadata in (True, False):
         await upsert(session, EntityMapping, [
-            {"id": uuid.uuid4(), "tenant_id": ctx.tenant_id, "connection_id": ctx.connection_id,
+            {"id": new_id(), "tenant_id": ctx.tenant_id, "connection_id": ctx.connection_id,
              "entity": entity, "internal_id": r.internal_id, "external_id": r.external_id,
              "sync_hash": hashes[r.internal_id], "metadata_": r.metadata or {}, "last_synced_at": now,
              "created_at": now, "updated_at": now}

@@ -15,6 +15,7 @@ from hub.db.upsert import upsert
 from hub.entities import ENTITIES, canonical, record_hash
 from hub.errors import Conflict, NotConnected, NotFound, ValidationFailed
 from hub.handlers import InboundSync, OutboundSync
+from hub.ids import new_id
 from hub.jobs import enqueue
 
 if TYPE_CHECKING:
@@ -87,7 +88,7 @@ async def start_outbound(
     schema = entity_schema(handler)
     if schema is None:
         raise ValidationFailed(f"no schema for entity {entity!r}", code="unknown_entity")
-    run = SyncRun(id=uuid.uuid4(), tenant_id=conn.tenant_id, connection_id=conn.id, provider=conn.provider,
+    run = SyncRun(id=new_id(), tenant_id=conn.tenant_id, connection_id=conn.id, provider=conn.provider,
                   entity=entity, direction="outbound", type="full", status="queued", total=len(records), errors=[])
     session.add(run)
     await session.flush()
@@ -116,7 +117,7 @@ async def start_outbound(
 async def start_inbound(hub: Hub, session: AsyncSession, conn: Connection, entity: str, type: str) -> SyncRun:
     _usable(conn)
     inbound_handler(hub, conn.provider, entity)
-    run = SyncRun(id=uuid.uuid4(), tenant_id=conn.tenant_id, connection_id=conn.id, provider=conn.provider,
+    run = SyncRun(id=new_id(), tenant_id=conn.tenant_id, connection_id=conn.id, provider=conn.provider,
                   entity=entity, direction="inbound", type=type, status="queued", errors=[])
     try:
         async with session.begin_nested():  # the unique index says whether one is already in flight

@@ -19,6 +19,7 @@ from hub.db.upsert import upsert
 from hub.entities import canonical, record_hash
 from hub.events import record_event
 from hub.handlers import InboundRecord
+from hub.ids import new_id
 
 
 @dataclass
@@ -65,7 +66,7 @@ async def store_records(
         return result
     seqs = iter(await reserve(session, f"records:{connection_id}", len(changed) + len(gone)))
     await upsert(session, Record, [
-        {"id": uuid.uuid4(), "tenant_id": tenant_id, "connection_id": connection_id, "entity": entity,
+        {"id": new_id(), "tenant_id": tenant_id, "connection_id": connection_id, "entity": entity,
          "external_id": eid, "data": rows[eid][0], "hash": rows[eid][1], "deleted": False, "seq": next(seqs),
          "updated_at": now}
         for eid in changed

@@ -39,6 +39,7 @@ from hub import __version__
 from hub.config import Settings
 from hub.db.models import Event, WebhookAttempt, WebhookDelivery, WebhookEndpoint
 from hub.http import retry_after
+from hub.ids import new_id
 from hub.jobs.outbox import describe
 from hub.metrics import DELIVERIES, DELIVERY_SECONDS
 from hub.webhooks.endpoints import disable, secrets_for_signing
@@ -378,7 +379,7 @@ class Sender:
             logged = [o for o in batch if o.sent and o.delivery_id in current]
             if logged:
                 await session.execute(insert(WebhookAttempt), [
-                    {"id": uuid.uuid4(), "tenant_id": o.tenant_id, "delivery_id": o.delivery_id,
+                    {"id": new_id(), "tenant_id": o.tenant_id, "delivery_id": o.delivery_id,
                      "endpoint_id": o.endpoint_id, "attempt": o.attempt, "attempted_at": o.attempted_at,
                      "status_code": o.status_code, "duration_ms": o.duration_ms, "error": o.error,
                      "response_body": o.response_body} for o in logged])

@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from hub.db.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
 from hub.errors import Conflict, NotFound
+from hub.ids import new_id
 from hub.webhooks.fanout import queued
 from hub.webhooks.patterns import check_patterns
 from hub.webhooks.signing import new_secret
@@ -57,7 +58,7 @@ async def create_endpoint(hub: Hub, session: AsyncSession, tenant_id: uuid.UUID,
     patterns = check_patterns(event_types)
     await hub.webhooks.guard.check_url(url)
     now = hub.clock()
-    endpoint = WebhookEndpoint(id=uuid.uuid4(), tenant_id=tenant_id, url=url, description=description,
+    endpoint = WebhookEndpoint(id=new_id(), tenant_id=tenant_id, url=url, description=description,
                                event_types=patterns, enabled=enabled, consecutive_failures=0,
                                created_at=now, updated_at=now)
     if not enabled:

@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
 from hub.db.models import Event, WebhookDelivery, WebhookEndpoint, utcnow
+from hub.ids import new_id
 from hub.webhooks.patterns import matches
 
 WAKE_KEY = "hub_wake_webhooks"
@@ -32,7 +33,7 @@ async def fan_out(session: AsyncSession, event: Event) -> int:
         return 0
     now = session.info.get(CLOCK_KEY, utcnow)()
     await session.execute(insert(WebhookDelivery), [
-        {"id": uuid.uuid4(), "tenant_id": event.tenant_id, "endpoint_id": endpoint_id, "event_id": event.id,
+        {"id": new_id(), "tenant_id": event.tenant_id, "endpoint_id": endpoint_id, "event_id": event.id,
          "event_type": event.type, "status": "pending", "attempts": 0, "next_attempt_at": now,
          "created_at": now}
         for endpoint_id in endpoint_ids

@@ -18,6 +18,7 @@ from hub.connections import connection_context
 from hub.db.models import Connection, utcnow
 from hub.errors import HubError, NotFound, Unauthorized
 from hub.handlers import VerifiedEvent, WebhookReply, WebhookRequest, WebhookVerifier
+from hub.ids import new_id
 from hub.jobs.outbox import describe
 from hub.metrics import WEBHOOKS_RECEIVED
 from hub.webhooks.intake import ROUTABLE
@@ -109,7 +110,7 @@ def _row(provider: str, event: VerifiedEvent, index: int, body_hash: str) -> dic
     if len(key) > 255:
         key = "id-sha256:" + hashlib.sha256(key.encode()).hexdigest()
     return {
-        "id": uuid.uuid4(), "provider": provider, "dedup_key": key, "event_type": event.type[:200],
+        "id": new_id(), "provider": provider, "dedup_key": key, "event_type": event.type[:200],
         "account_id": event.account_id, "payload": msgspec.to_builtins(event.payload), "body": None,
         "status": "pending", "last_error": None, "job_id": None, "received_at": utcnow(),
     }
@@ -117,7 +118,7 @@ def _row(provider: str, event: VerifiedEvent, index: int, body_hash: str) -> dic
 
 def _unparseable(provider: str, body: bytes, body_hash: str, reason: str) -> dict[str, Any]:
     return {
-        "id": uuid.uuid4(), "provider": provider, "dedup_key": f"sha256:{body_hash}", "event_type": None,
+        "id": new_id(), "provider": provider, "dedup_key": f"sha256:{body_hash}", "event_type": None,
         "account_id": None, "payload": None, "body": body.decode("utf-8", "replace")[:KEPT_BODY_CHARS],
         "status": "failed", "last_error": reason, "job_id": None, "received_at": utcnow(),
     }

@@ -39,6 +39,7 @@ from sqlalchemy.exc import DataError
 from hub.counters import NEXT_VALUE
 from hub.db.engine import create_blocking_engine
 from hub.db.models import Connection, Job, WebhookInbox
+from hub.ids import new_id
 from hub.jobs.outbox import describe, job_rows
 
 if TYPE_CHECKING:
@@ -266,7 +267,7 @@ def _job_chunks(rows: Sequence[dict[str, Any]]) -> list[tuple[uuid.UUID, uuid.UU
     chunks = []
     for tenant_id, tenant_rows in by_tenant.items():
         for start in range(0, len(tenant_rows), EVENTS_PER_JOB):
-            chunk, job_id = tenant_rows[start:start + EVENTS_PER_JOB], uuid.uuid4()
+            chunk, job_id = tenant_rows[start:start + EVENTS_PER_JOB], new_id()
             for row in chunk:
                 row["job_id"] = job_id
             chunks.append((job_id, tenant_id, chunk))
