@@ -2,7 +2,8 @@
 
 Refreshes ahead of expiry, single-flight across coroutines (an asyncio lock per connection), processes
 and machines (a row lock on the connection, then a re-check), with a rotated refresh token persisted in
-the same transaction as the new access token. ``invalid_grant`` marks the connection ``error``.
+the same transaction as the new access token. ``invalid_grant`` marks the connection ``error`` and records a
+``connection.error`` event for its tenant.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from sqlalchemy import select
 from hub.auth import OAuth2
 from hub.db.models import Connection
 from hub.errors import CredentialsRejected, NotConnected
+from hub.events import record_event
 from hub.metrics import TOKEN_REFRESHES
 from hub.types import TokenSet
 
@@ -69,7 +71,7 @@ async def valid_access_token(hub: Hub, connection_id: uuid.UUID) -> str:
 
 
 async def _refresh_locked(hub: Hub, connection_id: uuid.UUID) -> str:
-    async with hub.sessionmaker() as session:
+    async with hub.session() as session:
         # The row lock: FOR UPDATE on PostgreSQL. On SQLite every transaction begins IMMEDIATE
         # (hub.db.engine), which takes the database write lock: as good a lock on one machine.
         stmt = select(Connection).where(Connection.id == connection_id).with_for_update()
@@ -90,6 +92,11 @@ async def _refresh_locked(hub: Hub, connection_id: uuid.UUID) -> str:
             TOKEN_REFRESHES.labels(conn.provider, "rejected").inc()
             conn.status = "error"
             conn.last_error = f"token refresh rejected: {exc.code}"
+            # The tenant hears of it (its webhook endpoints, GET /v1/events): it must ask its user to reconnect.
+            await record_event(session, conn.tenant_id, "connection.error", {
+                "connection_id": str(conn.id), "provider": conn.provider, "status": conn.status,
+                "external_account_id": conn.external_account_id, "error_code": exc.code, "last_error": conn.last_error,
+            }, provider=conn.provider)
             await session.commit()
             log.warning("connection %s: refresh rejected (%s); marked error", connection_id, exc.code)
             raise NotConnected(

@@ -75,6 +75,10 @@ async def test_invalid_grant_marks_the_connection_error(client, hub, tenant, pro
 
     body = (await client.get("/v1/connections/testoauth", headers=tenant.headers)).json()
     assert body["status"] == "error" and "invalid_grant" in body["last_error"]
+    events = (await client.get("/v1/events?type=connection.error", headers=tenant.headers)).json()
+    assert [(e["provider"], e["data"]["connection_id"], e["data"]["error_code"]) for e in events] == [
+        ("testoauth", str(conn.id), "invalid_grant")]  # its webhook endpoints hear of it too: one event, once
+    assert "token" not in json.dumps(events[0]["data"]).replace("token refresh rejected", "")
 
 
 async def test_provider_outage_during_refresh_keeps_the_old_tokens(client, hub, tenant, provider):
