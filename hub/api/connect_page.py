@@ -242,6 +242,14 @@ async def _open(hub: Hub, token: str) -> ConnectSession | Template:
     return row if row is not None else _gone(404)
 
 
+async def _open_for(hub: Hub, token: str, provider: str) -> ConnectSession | Template:
+    """The open session of a link, for one of the providers it offers (else the page saying why not)."""
+    row = await _open(hub, token)
+    if isinstance(row, Template):
+        return row
+    return row if provider in row.providers and hub.registry.provider(provider) is not None else _gone(404)
+
+
 def _refuse_cross_site(request: Request) -> None:
     if request.headers.get("sec-fetch-site") == "cross-site":
         raise HTTPException(status_code=403, detail="a form on another site cannot post to this page")
@@ -262,11 +270,9 @@ async def connect_page(request: Request, hub: HubDep, token: FromPath[str]) -> T
 @post("/{token:str}/{provider:str}/connect", status_code=303)
 async def connect_provider(request: Request, hub: HubDep, token: FromPath[str], provider: FromPath[str]) -> Response:
     _refuse_cross_site(request)
-    row = await _open(hub, token)
+    row = await _open_for(hub, token, provider)
     if isinstance(row, Template):
         return row
-    if provider not in row.providers or hub.registry.provider(provider) is None:
-        return _gone(404)
     if isinstance(hub.registry.auth.get(provider), OAuth2):
         return await _start_oauth(hub, token, row, provider)
     return await _connect_with_form(request, hub, token, row, provider)
@@ -309,23 +315,19 @@ async def _connect_with_form(request: Request, hub: HubDep, token: str, row: Con
 
 @get("/{token:str}/{provider:str}/disconnect")
 async def confirm_disconnect(hub: HubDep, token: FromPath[str], provider: FromPath[str]) -> Template:
-    row = await _open(hub, token)
+    row = await _open_for(hub, token, provider)
     if isinstance(row, Template):
         return row
-    info = hub.registry.provider(provider)
-    if provider not in row.providers or info is None:
-        return _gone(404)
-    return Template("connect/disconnect.html", context={"token": token, "slug": provider, "title": info.title})
+    title = hub.registry.provider(provider).title
+    return Template("connect/disconnect.html", context={"token": token, "slug": provider, "title": title})
 
 
 @post("/{token:str}/{provider:str}/disconnect", status_code=303)
 async def disconnect_provider(request: Request, hub: HubDep, token: FromPath[str], provider: FromPath[str]) -> Response:
     _refuse_cross_site(request)
-    row = await _open(hub, token)
+    row = await _open_for(hub, token, provider)
     if isinstance(row, Template):
         return row
-    if provider not in row.providers or hub.registry.provider(provider) is None:
-        return _gone(404)
     try:
         async with hub.session(row.tenant_id) as db:
             conn = await svc.get_connection(db, row.tenant_id, provider)
