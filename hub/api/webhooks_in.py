@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 from typing import Annotated
-from urllib.parse import parse_qsl, unquote
+from urllib.parse import parse_qsl
 
 from litestar import Controller, asgi, get, post
 from litestar.exceptions import MethodNotAllowedException, NotFoundException
@@ -62,13 +62,14 @@ def webhook_receiver(max_body_bytes: int) -> ASGIRouteHandler:
 
 
 def _webhook_target(rest: str) -> tuple[str, uuid.UUID | None, str]:
-    """The provider and connection id of ``/{provider}/`` or ``/{provider}/{connection_id}/``."""
+    """The provider and connection id of ``/{provider}/`` or ``/{provider}/{connection_id}/`` (the ASGI path
+    is decoded already), and the route template the metrics label it with."""
     parts = rest.split("/")
     if len(parts) == 3 and parts[0] == "" and parts[1] and parts[2] == "":
-        return unquote(parts[1]), None, f"{WEBHOOKS_PATH}/{{provider}}"
+        return parts[1], None, f"{WEBHOOKS_PATH}/{{provider}}"
     if len(parts) == 4 and parts[0] == "" and parts[1] and parts[3] == "":
         try:
-            return unquote(parts[1]), uuid.UUID(parts[2]), f"{WEBHOOKS_PATH}/{{provider}}/{{connection_id}}"
+            return parts[1], uuid.UUID(parts[2]), f"{WEBHOOKS_PATH}/{{provider}}/{{connection_id}}"
         except ValueError:
             pass
     raise NotFoundException()

@@ -8,14 +8,14 @@ from sqlalchemy import Engine, event
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 
-def _json_text(value) -> str:
+def json_text(value) -> str:
     """JSON columns are written with msgspec: a tenth of ``json.dumps``'s time, on every record, event,
     job and webhook the hub stores (a float that is not finite is written as null, as JSON has no NaN)."""
     return msgspec.json.encode(value).decode()
 
 
 def create_engine(url: str, **kwargs) -> AsyncEngine:
-    kwargs.setdefault("json_serializer", _json_text)
+    kwargs.setdefault("json_serializer", json_text)
     if url.startswith("sqlite"):
         engine = create_async_engine(url, connect_args={"timeout": 30}, **kwargs)
         _sqlite_transactions(engine.sync_engine)
@@ -31,7 +31,7 @@ def create_engine(url: str, **kwargs) -> AsyncEngine:
 def create_blocking_engine(url: str, **kwargs) -> Engine:
     """A synchronous engine on the same database, set up as ``create_engine``'s: for work that runs a
     whole transaction in a thread of its own (one hop from the event loop instead of one per statement)."""
-    kwargs.setdefault("json_serializer", _json_text)
+    kwargs.setdefault("json_serializer", json_text)
     if url.startswith("sqlite"):
         engine = sqlalchemy.create_engine(url.replace("+aiosqlite", "", 1), connect_args={"timeout": 30}, **kwargs)
         _sqlite_transactions(engine)

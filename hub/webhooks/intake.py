@@ -31,14 +31,13 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-import msgspec
 from sqlalchemy import Connection as Connection_
 from sqlalchemy import Engine, String, TextClause, bindparam, insert, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DataError
 
 from hub.counters import NEXT_VALUE
-from hub.db.engine import create_blocking_engine
+from hub.db.engine import create_blocking_engine, json_text
 from hub.db.models import Connection, Job, WebhookInbox
 from hub.ids import new_id
 from hub.jobs.outbox import describe, job_rows
@@ -346,7 +345,7 @@ def _unnest_insert() -> TextClause:
 
 def _as_columns(rows: Sequence[dict[str, Any]]) -> dict[str, list[Any]]:
     columns = {name: [row[name] for row in rows] for name in _INBOX_COLUMNS}
-    columns["payload"] = [None if p is None else msgspec.json.encode(p).decode() for p in columns["payload"]]
+    columns["payload"] = [None if p is None else json_text(p) for p in columns["payload"]]
     return columns
 
 
