@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import logging
 import threading
+import time
 import uuid
 from collections.abc import Callable
 
@@ -118,13 +119,22 @@ class Dispatcher:
 
 
 async def relay_forever(hub, stop: asyncio.Event) -> None:
-    """Nudge workers about due, lost or orphaned jobs, and run the scheduler, every tick."""
+    """Nudge workers about due, lost or orphaned jobs, and run the scheduler, every tick; purge expired
+    rows once an hour."""
+    from hub.housekeeping import EVERY_SECONDS, purge_expired
     from hub.jobs.ticks import tick
 
+    next_purge = 0.0
     while not stop.is_set():
         try:
             await tick(hub)
         except Exception:
             log.exception("relay tick failed; trying again next tick")
+        if time.monotonic() >= next_purge:
+            next_purge = time.monotonic() + EVERY_SECONDS
+            try:
+                await purge_expired(hub)
+            except Exception:
+                log.exception("purging expired rows failed; trying again in an hour")
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), timeout=hub.settings.tick_seconds)
