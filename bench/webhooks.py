@@ -269,6 +269,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     inbound.add_argument("--rounds", type=int, default=2, help="alternating measurements of each server")
     inbound.add_argument("--database-url", help="also run on this PostgreSQL (in a scratch schema)")
     inbound.add_argument("--broker-url", help="a redis:// URL: the hub sends each processing job to it")
+    inbound.add_argument("--server", choices=["auto", "h11"], default="auto",
+                         help="uvicorn for both: auto (uvloop + httptools, as `hub serve`) or h11 (pure Python)")
     return parser.parse_args(argv)
 
 

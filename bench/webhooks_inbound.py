@@ -104,7 +104,12 @@ def _plugin():
 # --------------------------------------------------------------------------------------------------
 # The server process: the hub, or the bare app, under the same uvicorn settings.
 
-def serve(kind: str, port: int, database_url: str, home: str, broker_url: str | None) -> None:
+SERVERS = {"auto": {}, "h11": {"loop": "asyncio", "http": "h11"}}
+"""uvicorn's settings for both servers: ``auto`` is what ``hub serve`` runs (uvloop and httptools, installed
+with the hub); ``h11`` is the pure-Python event loop and parser."""
+
+
+def serve(kind: str, port: int, database_url: str, home: str, broker_url: str | None, server: str) -> None:
     import uvicorn
 
     from hub.serving import tune_interpreter
@@ -131,7 +136,7 @@ def serve(kind: str, port: int, database_url: str, home: str, broker_url: str | 
         app = create_app(hub, owns_hub=True,
                          background=SendOnlyJobs(broker_url=broker_url) if broker_url else None)
     tune_interpreter()  # as `hub serve` does, for both servers alike
-    uvicorn.run(app, host="127.0.0.1", port=port, log_config=None, access_log=False, lifespan="on")
+    uvicorn.run(app, host="127.0.0.1", port=port, log_config=None, access_log=False, lifespan="on", **SERVERS[server])
 
 
 async def prepare(database_url: str, home: str) -> None:
@@ -227,9 +232,10 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_server(kind: str, database_url: str, home: str, broker_url: str | None) -> tuple[subprocess.Popen, int]:
+def start_server(kind: str, database_url: str, home: str, broker_url: str | None, server: str
+                 ) -> tuple[subprocess.Popen, int]:
     port = free_port()
-    args = [sys.executable, __file__, "_serve", kind, str(port), database_url, home, broker_url or ""]
+    args = [sys.executable, __file__, "_serve", kind, str(port), database_url, home, broker_url or "", server]
     process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
@@ -263,8 +269,8 @@ def server_cpu_seconds(pid: int) -> float | None:
 
 
 def measure(kind: str, database_url: str, home: str, broker_url: str | None, n: int, warmup: int,
-            concurrency: int) -> dict:
-    process, port = start_server(kind, database_url, home, broker_url)
+            concurrency: int, server: str) -> dict:
+    process, port = start_server(kind, database_url, home, broker_url, server)
     try:
         asyncio.run(load(port, signed_requests(warmup, port), concurrency))
         requests = signed_requests(n, port)
@@ -296,14 +302,15 @@ def run_backend(label: str, database_url: str, home: str, args) -> bool:
     measured: dict[str, list[dict]] = {"hub": [], "bare": []}
     for _ in range(args.rounds):  # alternated, so a change in the machine's load falls on both alike
         measured["hub"].append(measure("hub", database_url, home, args.broker_url, args.requests, args.warmup,
-                                       args.concurrency))
+                                       args.concurrency, args.server))
         measured["bare"].append(measure("bare", database_url, home, None, args.requests, args.warmup,
-                                        args.concurrency))
+                                        args.concurrency, args.server))
     hub, bare = summary(measured["hub"]), summary(measured["bare"])
     inbox, queued = asyncio.run(stored_counts(database_url))
     share = hub["rate"] / bare["rate"]
     print(f"\n{label}: {args.requests} signed webhooks x {args.rounds} rounds, {args.concurrency} connections "
-          f"(+{args.warmup} warm-up a round), jobs {'sent to Redis' if args.broker_url else 'left for the relay'}")
+          f"(+{args.warmup} warm-up a round), jobs {'sent to Redis' if args.broker_url else 'left for the relay'}, "
+          f"uvicorn {args.server}")
     print(f"  {'':6} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'server CPU ms/req':>18}  statuses")
     for name, result in (("hub", hub), ("bare", bare)):
         cpu = "" if result["cpu_ms"] is None else f"{result['cpu_ms']:.3f}"
@@ -344,7 +351,7 @@ def run_inbound(args) -> int:
 
 
 if __name__ == "__main__":
-    # The server process: ``python bench/webhooks_inbound.py _serve KIND PORT DATABASE_URL HOME BROKER_URL``.
-    _, _, kind, port, database_url, home, broker_url = sys.argv
+    # The server process: ``python bench/webhooks_inbound.py _serve KIND PORT DATABASE_URL HOME BROKER_URL SERVER``.
+    _, _, kind, port, database_url, home, broker_url, server = sys.argv
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-    serve(kind, int(port), database_url, home, broker_url or None)
+    serve(kind, int(port), database_url, home, broker_url or None, server)
