@@ -130,6 +130,8 @@ def run_worker(settings: Settings, make_hub: Callable[[], object], threads: int)
     """One ``hub worker`` process: worker threads, and the relay in the main thread until a signal."""
     import signal
 
+    from hub.serving import run_loop
+
     runtime = WorkerRuntime(settings, make_hub, threads=threads)
     runtime.start()
     log.info("worker started: %d threads on queue %r", threads, QUEUE)
@@ -147,7 +149,7 @@ def run_worker(settings: Settings, make_hub: Callable[[], object], threads: int)
             await hub.aclose()
 
     try:
-        asyncio.run(relay())
+        run_loop(relay())
     finally:
         runtime.stop()
         log.info("worker stopped")
