@@ -85,7 +85,7 @@ class Intake:
         self._waiting: list[Submission] = []
         self._rejections: Counter[str] = Counter()
         self._wake: asyncio.Event | None = None
-        self._tasks: list[asyncio.Task] = []
+        self._task: asyncio.Task | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._engine: Engine | None = None
         self._connection: Connection_ | None = None
@@ -111,18 +111,18 @@ class Intake:
 
     def _nudge(self) -> None:
         loop = asyncio.get_running_loop()
-        if not self._tasks or any(t.done() for t in self._tasks) or self._loop is not loop:
+        if self._task is None or self._task.done() or self._loop is not loop:
             self._loop, self._wake, self._current = loop, asyncio.Event(), None
-            self._tasks = [loop.create_task(self._write_forever(), name="hub-webhook-intake")]
+            self._task = loop.create_task(self._write_forever(), name="hub-webhook-intake")
         self._wake.set()
 
     async def aclose(self) -> None:
         """Write what is waiting, let the writer finish its batch, then release its connection."""
-        if self._tasks and self._loop is asyncio.get_running_loop():
+        if self._task is not None and self._loop is asyncio.get_running_loop():
             self._closing = True
             self._wake.set()
-            await asyncio.gather(*self._tasks, return_exceptions=True)
-        self._tasks, self._closing = [], False
+            await asyncio.gather(self._task, return_exceptions=True)
+        self._task, self._closing = None, False
         thread, engine, self._thread, self._engine = self._thread, self._engine, None, None
         if thread is not None:
             if self._connection is not None:  # closed in the thread that used it, after its last batch
