@@ -2,8 +2,8 @@
 
 - OAuth states: single-use and valid for minutes; kept a day after they expire (the callback of a late
   user still reads "expired", not "unknown").
-- Hosted-connect links: kept a week after they expired or were revoked (their page says so, and the
-  tenant's list shows them), then deleted with their token hash.
+- Hosted-connect links: kept a week after they expired or were revoked (their page says "expired" and
+  ``GET /v1/connect-sessions/{id}`` still shows them), then deleted with their token hash.
 """
 
 from __future__ import annotations
