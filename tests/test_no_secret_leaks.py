@@ -73,6 +73,8 @@ def test_access_log_lines_carry_no_query_string(live_hub, caplog):
     with caplog.at_level(logging.INFO, logger="uvicorn.access"):
         httpx.get(f"{live_hub.url}/v1/oauth/callback?state=state-secret-1&code=code-secret-2")
         httpx.get(f"{live_hub.url}/healthz?token=query-secret-3")
+        httpx.post(f"{live_hub.url}/v1/webhooks/nosuch?token=query-secret-4", content=b"{}")
     lines = [r.getMessage() for r in caplog.records if r.name == "uvicorn.access"]
     assert any("/v1/oauth/callback" in line for line in lines) and any("/healthz" in line for line in lines)
+    assert any('"POST /v1/webhooks/nosuch HTTP' in line for line in lines), lines  # the whole path, as requested
     assert not any("secret" in line for line in lines), lines

@@ -38,18 +38,20 @@ def webhook_receiver(max_body_bytes: int) -> ASGIRouteHandler:
 
     @asgi(WEBHOOKS_PATH, is_mount=True, copy_scope=False)
     async def receive_webhook(scope: Scope, receive: Receive, send: Send) -> None:
-        # The mount hands over the rest of the path, always ending in "/".
-        provider, connection_id, template = _webhook_target(scope["path"])
+        # Routing left only the rest of the path in the scope, always ending in "/"; the whole path goes
+        # back for the server's access log.
+        rest = scope["path"]
+        scope["path"] = WEBHOOKS_PATH + rest.rstrip("/")
+        provider, connection_id, template = _webhook_target(rest)
         scope["path_template"] = template  # the metrics' route label
         if scope["method"] != "POST":
             raise MethodNotAllowedException(headers={"Allow": "POST"})
         body = await _read_body(scope, receive, max_body_bytes)
         query_string = scope["query_string"].decode("latin-1")
-        path = f"{WEBHOOKS_PATH}/{provider}" + (f"/{connection_id}" if connection_id else "")
         reply = await inbound.receive(
             scope["app"].state.hub, provider, body,
             {name.decode("latin-1"): value.decode("latin-1") for name, value in scope["headers"]},
-            scope.get("root_path", "") + path, query_string,
+            scope.get("root_path", "") + scope["path"], query_string,
             dict(parse_qsl(query_string, keep_blank_values=True)) if query_string else {}, connection_id,
         )
         await send({"type": "http.response.start", "status": reply.status, "headers": [
