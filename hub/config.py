@@ -36,6 +36,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     """Where hub files' contents live (default ``<home>/files``); every API and worker process must see it."""
     max_file_bytes: int = 104_857_600
     """The largest file a tenant can upload through ``POST /v1/files``."""
+    retention_days: int = 90
+    """Finished work older than this is deleted (webhook deliveries with their attempts, processed, failed
+    and unrouted inbound webhooks, done and failed jobs); 0 keeps everything."""
     environ: Mapping[str, str] = msgspec.field(default_factory=dict)
     """The whole environment, for plugins that read their own variables (client ids, secrets)."""
 
@@ -64,6 +67,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             webhook_timeout_seconds=float(env.get("HUB_WEBHOOK_TIMEOUT_SECONDS") or 15.0),
             files_dir=Path(env["HUB_FILES_DIR"]) if env.get("HUB_FILES_DIR") else None,
             max_file_bytes=int(env.get("HUB_MAX_FILE_BYTES") or 104_857_600),
+            retention_days=int(env.get("HUB_RETENTION_DAYS") or 90),
             environ=env,
         )
 

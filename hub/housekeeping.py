@@ -4,6 +4,10 @@
   user still reads "expired", not "unknown").
 - Hosted-connect links: kept a week after they expired or were revoked (their page says "expired" and
   ``GET /v1/connect-sessions/{id}`` still shows them), then deleted with their token hash.
+- Finished work, after ``HUB_RETENTION_DAYS`` (90; 0 keeps everything): webhook deliveries that succeeded
+  or failed for good, with their attempts; inbound webhooks processed, failed or unrouted; jobs done or
+  failed. Pending work is never touched. Deleted a batch per transaction, so a large backlog never holds
+  the database for long; each delete walks an existing index.
 """
 
 from __future__ import annotations
@@ -12,9 +16,9 @@ import logging
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
-from sqlalchemy import delete, or_
+from sqlalchemy import delete, or_, select
 
-from hub.db.models import ConnectSession, OAuthState
+from hub.db.models import ConnectSession, Job, OAuthState, WebhookDelivery, WebhookEndpoint, WebhookInbox
 
 if TYPE_CHECKING:
     from hub.runtime import Hub
@@ -24,6 +28,11 @@ log = logging.getLogger("hub.housekeeping")
 EVERY_SECONDS = 3600.0
 OAUTH_STATES_KEPT = timedelta(days=1)
 CONNECT_SESSIONS_KEPT = timedelta(days=7)
+BATCH = 5000
+
+
+async def housekeep(hub: Hub) -> dict[str, int]:
+    return await purge_expired(hub) | await purge_history(hub)
 
 
 async def purge_expired(hub: Hub) -> dict[str, int]:
@@ -38,3 +47,35 @@ async def purge_expired(hub: Hub) -> dict[str, int]:
     if any(purged.values()):
         log.info("purged %d expired OAuth states and %d expired connect links", *purged.values())
     return purged
+
+
+async def purge_history(hub: Hub) -> dict[str, int]:
+    """Delete finished work older than the retention; returns how many rows of each kind."""
+    if hub.settings.retention_days <= 0:
+        return {}
+    cutoff = hub.clock() - timedelta(days=hub.settings.retention_days)
+    purged = {"webhook_deliveries": 0, "webhook_inbox": 0, "jobs": 0}
+    async with hub.session() as session:
+        endpoints = list((await session.scalars(select(WebhookEndpoint.id))).all())
+    for endpoint_id in endpoints:  # by endpoint: (endpoint_id, created_at) is the deliveries' index
+        purged["webhook_deliveries"] += await _delete_batches(
+            hub, WebhookDelivery, WebhookDelivery.endpoint_id == endpoint_id, WebhookDelivery.created_at < cutoff,
+            WebhookDelivery.status.in_(("succeeded", "failed")))
+    purged["webhook_inbox"] = await _delete_batches(
+        hub, WebhookInbox, WebhookInbox.status.in_(("processed", "failed", "unrouted")),
+        WebhookInbox.received_at < cutoff)
+    purged["jobs"] = await _delete_batches(hub, Job, Job.status.in_(("done", "failed")), Job.run_at < cutoff)
+    if any(purged.values()):
+        log.info("purged work older than %d days: %s", hub.settings.retention_days, purged)
+    return purged
+
+
+async def _delete_batches(hub: Hub, model, *where) -> int:
+    total = 0
+    while True:
+        async with hub.session() as session:
+            batch = select(model.id).where(*where).limit(BATCH).scalar_subquery()
+            deleted = (await session.execute(delete(model).where(model.id.in_(batch)))).rowcount
+        total += deleted
+        if deleted < BATCH:
+            return total

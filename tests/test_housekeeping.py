@@ -4,13 +4,25 @@ from __future__ import annotations
 
 import asyncio
 
-from sqlalchemy import func, select
+import msgspec
+import pytest
+from sqlalchemy import func, select, update
 
-from hub.db.models import ConnectSession, OAuthState
-from hub.housekeeping import purge_expired
+from hub.db.models import ConnectSession, Job, OAuthState, WebhookAttempt, WebhookDelivery, WebhookInbox
+from hub.events import OBSERVE_JOB, record_event
+from hub.housekeeping import purge_expired, purge_history
 from hub.jobs.broker import relay_forever
+from hub.jobs.outbox import enqueue
+from hub.testing.receiver import Receiver
+from hub.webhooks.delivery import deliver_due
 from tests.conftest import wait_for
 from tests.flows import authorize
+from tests.test_webhooks_in import payment_event, post
+
+
+@pytest.fixture
+def settings(settings):
+    return msgspec.structs.replace(settings, allow_private_webhook_urls=True)
 
 
 async def count(hub, model) -> int:
@@ -59,3 +71,40 @@ async def test_the_background_loop_purges_on_its_first_tick(client, hub, tenant,
 
 async def count_is(hub, model, n: int) -> bool:
     return await count(hub, model) == n
+
+
+async def test_finished_work_past_the_retention_is_purged_and_pending_work_never(client, hub, tenant, clock):
+    with Receiver() as receiver:
+        made = await client.post("/v1/webhook-endpoints", json={"url": receiver.url, "event_types": ["*"]},
+                                 headers=tenant.headers)
+        assert made.status_code == 201, made.text
+        async with hub.session() as session:
+            await record_event(session, tenant.id, "invoice.paid", {"n": 1})
+        assert (await deliver_due(hub)).count("succeeded") == 1
+    assert (await post(client, payment_event(account="acct-nobody"))).status_code == 200  # unrouted
+    async with hub.session() as session:  # an old job done, and an old one still pending
+        enqueue(session, OBSERVE_JOB, {}, tenant_id=tenant.id)
+        enqueue(session, OBSERVE_JOB, {}, tenant_id=tenant.id)
+    async with hub.session() as session:
+        first = (await session.scalars(select(Job.id).limit(1))).one()
+        await session.execute(update(Job).where(Job.id == first).values(status="done"))
+    clock.advance(hub.settings.retention_days * 86400 + 3600)
+    async with hub.session() as session:
+        await record_event(session, tenant.id, "invoice.paid", {"n": 2})  # recent: a pending delivery
+    before = {m.__name__: await count(hub, m) for m in (WebhookDelivery, WebhookAttempt, WebhookInbox, Job)}
+
+    purged = await purge_history(hub)
+
+    after = {m.__name__: await count(hub, m) for m in (WebhookDelivery, WebhookAttempt, WebhookInbox, Job)}
+    assert before == {"WebhookDelivery": 2, "WebhookAttempt": 1, "WebhookInbox": 1, "Job": 2}
+    assert purged == {"webhook_deliveries": 1, "webhook_inbox": 1, "jobs": 1}
+    assert after == {"WebhookDelivery": 1, "WebhookAttempt": 0, "WebhookInbox": 0, "Job": 1}
+    async with hub.session() as session:
+        assert (await session.scalars(select(WebhookDelivery.status))).all() == ["pending"]
+        assert (await session.scalars(select(Job.status))).all() == ["pending"]
+    assert await purge_history(hub) == {"webhook_deliveries": 0, "webhook_inbox": 0, "jobs": 0}
+
+
+async def test_a_retention_of_zero_keeps_everything(hub, clock):
+    hub.settings = msgspec.structs.replace(hub.settings, retention_days=0)
+    assert await purge_history(hub) == {}

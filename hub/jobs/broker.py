@@ -120,21 +120,32 @@ class Dispatcher:
 
 async def relay_forever(hub, stop: asyncio.Event) -> None:
     """Nudge workers about due, lost or orphaned jobs, and run the scheduler, every tick; purge expired
-    rows once an hour."""
-    from hub.housekeeping import EVERY_SECONDS, purge_expired
+    rows and finished work past its retention once an hour (``hub.housekeeping``), in a task of its own so
+    a large backlog to delete never holds up a tick."""
+    from hub.housekeeping import EVERY_SECONDS, housekeep
     from hub.jobs.ticks import tick
 
-    next_purge = 0.0
-    while not stop.is_set():
+    async def housekeeping() -> None:
         try:
-            await tick(hub)
+            await housekeep(hub)
         except Exception:
-            log.exception("relay tick failed; trying again next tick")
-        if time.monotonic() >= next_purge:
-            next_purge = time.monotonic() + EVERY_SECONDS
+            log.exception("housekeeping failed; trying again in an hour")
+
+    next_purge = 0.0
+    purging: asyncio.Task | None = None
+    try:
+        while not stop.is_set():
             try:
-                await purge_expired(hub)
+                await tick(hub)
             except Exception:
-                log.exception("purging expired rows failed; trying again in an hour")
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), timeout=hub.settings.tick_seconds)
+                log.exception("relay tick failed; trying again next tick")
+            if time.monotonic() >= next_purge and (purging is None or purging.done()):
+                next_purge = time.monotonic() + EVERY_SECONDS
+                purging = asyncio.create_task(housekeeping(), name="hub-housekeeping")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=hub.settings.tick_seconds)
+    finally:
+        if purging is not None and not purging.done():
+            purging.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await purging
