@@ -7,7 +7,6 @@ headers or bodies); ``Redact`` is there for the message nobody foresaw, such as 
 
 from __future__ import annotations
 
-import contextlib
 import contextvars
 import json
 import logging
@@ -15,7 +14,6 @@ import os
 import re
 import sys
 import traceback
-from collections.abc import Iterator
 from datetime import UTC, datetime
 
 # These log full URLs (query strings can carry tokens) or raw headers at INFO/DEBUG. The hub logs its
@@ -46,14 +44,20 @@ _CONTEXT: dict[str, contextvars.ContextVar[str | None]] = {
 }
 
 
-@contextlib.contextmanager
-def log_context(**values: str | None) -> Iterator[None]:
-    """Every log line inside the block (in this task, and tasks it starts) carries these fields."""
-    tokens = [(_CONTEXT[name], _CONTEXT[name].set(value)) for name, value in values.items()]
-    try:
-        yield
-    finally:
-        for var, token in reversed(tokens):
+class log_context:  # noqa: N801 (used as a function: ``with log_context(request_id=...)``)
+    """Every log line inside the block (in this task, and tasks it starts) carries these fields. A class,
+    not a generator: it runs on every request."""
+
+    __slots__ = ("_tokens", "_values")
+
+    def __init__(self, **values: str | None) -> None:
+        self._values = values
+
+    def __enter__(self) -> None:
+        self._tokens = [(_CONTEXT[name], _CONTEXT[name].set(value)) for name, value in self._values.items()]
+
+    def __exit__(self, *exc_info: object) -> None:
+        for var, token in reversed(self._tokens):
             var.reset(token)
 
 

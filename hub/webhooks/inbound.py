@@ -4,6 +4,7 @@ answer in the provider's format. Nothing here waits on a provider or a plugin's 
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import inspect
 import logging
@@ -36,6 +37,12 @@ class BodyTooLarge(HubError):
     code = "body_too_large"
 
 
+@functools.cache
+def _received(provider: str, outcome: str):
+    """The counter's child, looked up once (``labels`` takes a lock and builds its key on every call)."""
+    return WEBHOOKS_RECEIVED.labels(provider, outcome)
+
+
 def rejected_counter(provider: str) -> str:
     return f"webhooks.rejected:{provider}"
 
@@ -51,6 +58,7 @@ async def receive(
     hub: Hub, provider: str, body: bytes, headers: Mapping[str, str], path: str, query_string: str,
     query: Mapping[str, str], connection_id: uuid.UUID | None = None,
 ) -> WebhookReply:
+    """``headers``' names are lower-case (as ASGI gives them)."""
     verifier = verifier_for(hub, provider)
     if len(body) > verifier.max_body_bytes:
         raise BodyTooLarge(f"the body is over the {verifier.max_body_bytes} bytes {provider} webhooks may have")
@@ -59,8 +67,7 @@ async def receive(
                        code="webhook_url_not_found")
     # The URL the provider called, as it knows it: the public base URL, never the Host header.
     url = hub.settings.public_url + path + (f"?{query_string}" if query_string else "")
-    request = WebhookRequest(body=body, headers={k.lower(): v for k, v in headers.items()}, url=url,
-                             query=dict(query))
+    request = WebhookRequest(body=body, headers=dict(headers), url=url, query=dict(query))
     conn = ctx = None
     if connection_id is not None:
         async with hub.session() as session:
@@ -77,7 +84,7 @@ async def receive(
         if not isinstance(exc, Unauthorized):
             log.warning("%s webhook verifier raised %s; rejected", provider, type(exc).__name__)
         hub.webhook_intake.count_rejection(provider)
-        WEBHOOKS_RECEIVED.labels(provider, "rejected").inc()
+        _received(provider, "rejected").inc()
         raise Unauthorized(f"the {provider} webhook signature does not verify", code="invalid_signature") from None
 
     body_hash = hashlib.sha256(body).hexdigest()
@@ -94,9 +101,9 @@ async def receive(
         return _unparseable(provider, body.replace(b"\x00", b""), body_hash, reason)
 
     new = await hub.webhook_intake.store(provider, rows, conn, unstorable)  # a redelivery stores nothing new
-    WEBHOOKS_RECEIVED.labels(provider, "stored").inc(len(new))
+    _received(provider, "stored").inc(len(new))
     if len(new) < len(rows):
-        WEBHOOKS_RECEIVED.labels(provider, "duplicate").inc(len(rows) - len(new))
+        _received(provider, "duplicate").inc(len(rows) - len(new))
     return verifier.reply(request, events) if verifier.reply is not None else WebhookReply()
 
 
