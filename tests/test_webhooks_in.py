@@ -203,6 +203,15 @@ async def test_the_receivers_paths_methods_and_streamed_bodies_get_the_one_error
     assert await count(hub, WebhookInbox) == 1
 
 
+async def test_a_lone_surrogate_in_an_authentic_body_is_stored_not_a_500(client, hub, tenant):
+    body = rb'{"id": "evt_s", "type": "payment.created", "account": "acct-42", "data": {"note": "\ud800"}}'
+    response = await post(client, None, body=body)  # json.loads makes a lone surrogate of it; msgspec refuses those
+
+    assert response.status_code == 200, response.text
+    [row] = await inbox_rows(hub)  # stored (PostgreSQL's jsonb refuses it: kept as failed, with the reason)
+    assert row.status == "unrouted" or (row.status == "failed" and "database refused" in row.last_error)
+
+
 async def test_an_authentic_body_that_does_not_parse_is_kept_as_failed_with_the_reason(client, hub, tenant):
     answer = await post(client, None, body=b"this is not json")
 
@@ -399,3 +408,9 @@ async def test_an_event_the_database_cannot_hold_is_kept_as_failed_not_a_500(cli
         assert row.last_error.startswith("the database refused the event: DataError")
     else:
         assert row.payload["note"] == "a\x00b"
+
+
+def test_a_repeated_query_parameter_gives_the_plugin_its_first_value():
+    from hub.api.webhooks_in import _first_values
+
+    assert _first_values("a=1&b=&a=2&c=x%20y") == {"a": "1", "b": "", "c": "x y"}

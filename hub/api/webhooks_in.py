@@ -36,6 +36,8 @@ def webhook_receiver(max_body_bytes: int) -> ASGIRouteHandler:
     verifying, parsing and queueing it. Errors are raised as everywhere else and answered in the one JSON
     error shape."""
 
+    # A mount matches by prefix: no other route may start with "/v1/webhooks" (the endpoints and the inbox
+    # are at /v1/webhook-endpoints and /v1/webhook-inbox).
     @asgi(WEBHOOKS_PATH, is_mount=True, copy_scope=False)
     async def receive_webhook(scope: Scope, receive: Receive, send: Send) -> None:
         # Routing left only the rest of the path in the scope, always ending in "/"; the whole path goes
@@ -51,8 +53,8 @@ def webhook_receiver(max_body_bytes: int) -> ASGIRouteHandler:
         reply = await inbound.receive(
             scope["app"].state.hub, provider, body,
             {name.decode("latin-1"): value.decode("latin-1") for name, value in scope["headers"]},
-            scope.get("root_path", "") + scope["path"], query_string,
-            dict(parse_qsl(query_string, keep_blank_values=True)) if query_string else {}, connection_id,
+            scope["path"], query_string,  # under HUB_PUBLIC_URL, which holds any prefix a proxy strips
+            _first_values(query_string) if query_string else {}, connection_id,
         )
         await send({"type": "http.response.start", "status": reply.status, "headers": [
             (b"content-type", reply.content_type.encode("latin-1")),
@@ -61,6 +63,14 @@ def webhook_receiver(max_body_bytes: int) -> ASGIRouteHandler:
         await send({"type": "http.response.body", "body": reply.body})
 
     return receive_webhook
+
+
+def _first_values(query_string: str) -> dict[str, str]:
+    """The query's parameters, the first value of a repeated one (as Litestar's handlers saw them)."""
+    query: dict[str, str] = {}
+    for name, value in parse_qsl(query_string, keep_blank_values=True):
+        query.setdefault(name, value)
+    return query
 
 
 def _webhook_target(rest: str) -> tuple[str, uuid.UUID | None, str]:

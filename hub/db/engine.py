@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import msgspec
 import sqlalchemy
 from sqlalchemy import Engine, event
@@ -10,8 +12,13 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 def json_text(value) -> str:
     """JSON columns are written with msgspec: a tenth of ``json.dumps``'s time, on every record, event,
-    job and webhook the hub stores (a float that is not finite is written as null, as JSON has no NaN)."""
-    return msgspec.json.encode(value).decode()
+    job and webhook the hub stores (a float that is not finite is written as null, as JSON has no NaN).
+    What msgspec refuses and ``json.dumps`` takes (a lone surrogate, which ``json.loads`` makes of a
+    provider's ``"\\ud800"``; a dict key that is ``True`` or ``None``) is written by ``json.dumps``."""
+    try:
+        return msgspec.json.encode(value).decode()
+    except (TypeError, UnicodeEncodeError):
+        return json.dumps(value)
 
 
 def create_engine(url: str, **kwargs) -> AsyncEngine:
