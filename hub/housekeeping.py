@@ -4,10 +4,10 @@
   user still reads "expired", not "unknown").
 - Hosted-connect links: kept a week after they expired or were revoked (their page says "expired" and
   ``GET /v1/connect-sessions/{id}`` still shows them), then deleted with their token hash.
-- Finished work, after ``HUB_RETENTION_DAYS`` (90; 0 keeps everything): webhook deliveries that succeeded
-  or failed for good, with their attempts; inbound webhooks processed, failed or unrouted; jobs done or
-  failed. Pending work is never touched. Deleted a batch per transaction, so a large backlog never holds
-  the database for long; each delete walks an existing index.
+- Finished work, after ``HUB_RETENTION_DAYS`` (90; 0 keeps everything) since it last moved: webhook
+  deliveries that succeeded or failed for good, with their attempts; inbound webhooks processed, failed or
+  unrouted; jobs done or failed. Pending work is never touched. Deleted a batch per transaction, so a large
+  backlog never holds the database for long; each delete walks an existing index.
 """
 
 from __future__ import annotations
@@ -16,9 +16,17 @@ import logging
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
-from sqlalchemy import delete, or_, select
+from sqlalchemy import delete, exists, func, or_, select, text
 
-from hub.db.models import ConnectSession, Job, OAuthState, WebhookDelivery, WebhookEndpoint, WebhookInbox
+from hub.db.models import (
+    ConnectSession,
+    Job,
+    OAuthState,
+    WebhookAttempt,
+    WebhookDelivery,
+    WebhookEndpoint,
+    WebhookInbox,
+)
 
 if TYPE_CHECKING:
     from hub.runtime import Hub
@@ -29,10 +37,22 @@ EVERY_SECONDS = 3600.0
 OAUTH_STATES_KEPT = timedelta(days=1)
 CONNECT_SESSIONS_KEPT = timedelta(days=7)
 BATCH = 5000
+_HOUSEKEEPING_LOCK = 0x6875625F686F7573 & 0x7FFFFFFFFFFFFFFF  # "hub_hous"
 
 
 async def housekeep(hub: Hub) -> dict[str, int]:
-    return await purge_expired(hub) | await purge_history(hub)
+    """Both purges, by one process at a time (on PostgreSQL, an advisory lock held for the run; processes
+    that find it taken skip this hour: deleting the same rows side by side would only wait on each other)."""
+    if hub.engine.dialect.name != "postgresql":
+        return await purge_expired(hub) | await purge_history(hub)
+    async with hub.engine.connect() as lock:
+        if not await lock.scalar(text("select pg_try_advisory_lock(:key)"), {"key": _HOUSEKEEPING_LOCK}):
+            return {}
+        try:
+            return await purge_expired(hub) | await purge_history(hub)
+        finally:
+            await lock.execute(text("select pg_advisory_unlock(:key)"), {"key": _HOUSEKEEPING_LOCK})
+            await lock.commit()
 
 
 async def purge_expired(hub: Hub) -> dict[str, int]:
@@ -50,21 +70,26 @@ async def purge_expired(hub: Hub) -> dict[str, int]:
 
 
 async def purge_history(hub: Hub) -> dict[str, int]:
-    """Delete finished work older than the retention; returns how many rows of each kind."""
+    """Delete finished work older than the retention; returns how many rows of each kind. Age counts from
+    when the work last moved: a delivery's newest attempt, an inbound webhook's processing, a job's end."""
     if hub.settings.retention_days <= 0:
         return {}
     cutoff = hub.clock() - timedelta(days=hub.settings.retention_days)
     purged = {"webhook_deliveries": 0, "webhook_inbox": 0, "jobs": 0}
     async with hub.session() as session:
         endpoints = list((await session.scalars(select(WebhookEndpoint.id))).all())
+    recent_attempt = exists().where(WebhookAttempt.delivery_id == WebhookDelivery.id,
+                                    WebhookAttempt.attempted_at >= cutoff)
     for endpoint_id in endpoints:  # by endpoint: (endpoint_id, created_at) is the deliveries' index
         purged["webhook_deliveries"] += await _delete_batches(
             hub, WebhookDelivery, WebhookDelivery.endpoint_id == endpoint_id, WebhookDelivery.created_at < cutoff,
-            WebhookDelivery.status.in_(("succeeded", "failed")))
+            WebhookDelivery.status.in_(("succeeded", "failed")), ~recent_attempt)
     purged["webhook_inbox"] = await _delete_batches(
         hub, WebhookInbox, WebhookInbox.status.in_(("processed", "failed", "unrouted")),
-        WebhookInbox.received_at < cutoff)
-    purged["jobs"] = await _delete_batches(hub, Job, Job.status.in_(("done", "failed")), Job.run_at < cutoff)
+        WebhookInbox.received_at < cutoff, func.coalesce(WebhookInbox.processed_at, WebhookInbox.received_at) < cutoff)
+    purged["jobs"] = await _delete_batches(
+        hub, Job, Job.status.in_(("done", "failed")), Job.run_at < cutoff,
+        func.coalesce(Job.finished_at, Job.run_at) < cutoff)
     if any(purged.values()):
         log.info("purged work older than %d days: %s", hub.settings.retention_days, purged)
     return purged
@@ -75,7 +100,9 @@ async def _delete_batches(hub: Hub, model, *where) -> int:
     while True:
         async with hub.session() as session:
             batch = select(model.id).where(*where).limit(BATCH).scalar_subquery()
-            deleted = (await session.execute(delete(model).where(model.id.in_(batch)))).rowcount
+            # The conditions again outside: PostgreSQL re-checks only the outer WHERE of a row that another
+            # transaction changed meanwhile (a delivery redelivered, a job run again: pending once more).
+            deleted = (await session.execute(delete(model).where(model.id.in_(batch), *where))).rowcount
         total += deleted
         if deleted < BATCH:
             return total

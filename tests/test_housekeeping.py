@@ -6,11 +6,11 @@ import asyncio
 
 import msgspec
 import pytest
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select, text, update
 
 from hub.db.models import ConnectSession, Job, OAuthState, WebhookAttempt, WebhookDelivery, WebhookInbox
 from hub.events import OBSERVE_JOB, record_event
-from hub.housekeeping import purge_expired, purge_history
+from hub.housekeeping import _HOUSEKEEPING_LOCK, housekeep, purge_expired, purge_history
 from hub.jobs.broker import relay_forever
 from hub.jobs.outbox import enqueue
 from hub.testing.receiver import Receiver
@@ -73,36 +73,72 @@ async def count_is(hub, model, n: int) -> bool:
     return await count(hub, model) == n
 
 
+async def deliveries(hub) -> dict:
+    async with hub.session() as session:
+        rows = (await session.scalars(select(WebhookDelivery))).all()
+        return {row.id: row.status for row in rows}
+
+
 async def test_finished_work_past_the_retention_is_purged_and_pending_work_never(client, hub, tenant, clock):
     with Receiver() as receiver:
-        made = await client.post("/v1/webhook-endpoints", json={"url": receiver.url, "event_types": ["*"]},
-                                 headers=tenant.headers)
-        assert made.status_code == 201, made.text
+        endpoints = []
+        for _ in range(2):  # two endpoints: each walked on its own
+            made = await client.post("/v1/webhook-endpoints", json={"url": receiver.url, "event_types": ["*"]},
+                                     headers=tenant.headers)
+            assert made.status_code == 201, made.text
+            endpoints.append(made.json()["id"])
         async with hub.session() as session:
             await record_event(session, tenant.id, "invoice.paid", {"n": 1})
+        assert (await deliver_due(hub)).count("succeeded") == 2
+        old = await deliveries(hub)
+        assert (await post(client, payment_event(account="acct-nobody"))).status_code == 200  # unrouted
+        async with hub.session() as session:  # old jobs: one done, one still pending; an old inbox row pending
+            enqueue(session, OBSERVE_JOB, {}, tenant_id=tenant.id)
+            enqueue(session, OBSERVE_JOB, {}, tenant_id=tenant.id)
+            session.add(WebhookInbox(provider="testoauth", dedup_key="id:evt_waiting", status="pending",
+                                     received_at=clock()))
+        async with hub.session() as session:
+            first = (await session.scalars(select(Job.id).limit(1))).one()
+            await session.execute(update(Job).where(Job.id == first).values(status="done", finished_at=clock()))
+
+        clock.advance(hub.settings.retention_days * 86400 + 3600)
+        redelivered = next(iter(old))  # an old delivery sent again today: it counts from its new attempt
+        endpoint_id = await _endpoint_of(hub, redelivered)
+        again = await client.post(f"/v1/webhook-endpoints/{endpoint_id}/deliveries/{redelivered}/redeliver",
+                                  headers=tenant.headers)
+        assert again.status_code in (200, 202), again.text
         assert (await deliver_due(hub)).count("succeeded") == 1
-    assert (await post(client, payment_event(account="acct-nobody"))).status_code == 200  # unrouted
-    async with hub.session() as session:  # an old job done, and an old one still pending
-        enqueue(session, OBSERVE_JOB, {}, tenant_id=tenant.id)
-        enqueue(session, OBSERVE_JOB, {}, tenant_id=tenant.id)
-    async with hub.session() as session:
-        first = (await session.scalars(select(Job.id).limit(1))).one()
-        await session.execute(update(Job).where(Job.id == first).values(status="done"))
-    clock.advance(hub.settings.retention_days * 86400 + 3600)
-    async with hub.session() as session:
-        await record_event(session, tenant.id, "invoice.paid", {"n": 2})  # recent: a pending delivery
+        async with hub.session() as session:
+            await record_event(session, tenant.id, "invoice.paid", {"n": 2})  # recent: two pending deliveries
     before = {m.__name__: await count(hub, m) for m in (WebhookDelivery, WebhookAttempt, WebhookInbox, Job)}
 
     purged = await purge_history(hub)
 
     after = {m.__name__: await count(hub, m) for m in (WebhookDelivery, WebhookAttempt, WebhookInbox, Job)}
-    assert before == {"WebhookDelivery": 2, "WebhookAttempt": 1, "WebhookInbox": 1, "Job": 2}
+    assert before == {"WebhookDelivery": 4, "WebhookAttempt": 3, "WebhookInbox": 2, "Job": 2}
     assert purged == {"webhook_deliveries": 1, "webhook_inbox": 1, "jobs": 1}
-    assert after == {"WebhookDelivery": 1, "WebhookAttempt": 0, "WebhookInbox": 0, "Job": 1}
+    assert after == {"WebhookDelivery": 3, "WebhookAttempt": 2, "WebhookInbox": 1, "Job": 1}
+    kept = await deliveries(hub)
+    assert kept[redelivered] == "succeeded" and sorted(kept.values()) == ["pending", "pending", "succeeded"]
     async with hub.session() as session:
-        assert (await session.scalars(select(WebhookDelivery.status))).all() == ["pending"]
         assert (await session.scalars(select(Job.status))).all() == ["pending"]
+        assert (await session.scalars(select(WebhookInbox.status))).all() == ["pending"]
     assert await purge_history(hub) == {"webhook_deliveries": 0, "webhook_inbox": 0, "jobs": 0}
+
+
+async def _endpoint_of(hub, delivery_id):
+    async with hub.session() as session:
+        return (await session.get(WebhookDelivery, delivery_id)).endpoint_id
+
+
+async def test_one_process_at_a_time_purges_on_postgresql(hub, database_url):
+    if not database_url.startswith("postgresql"):
+        pytest.skip("SQLite's write lock already puts purges one after another")
+    async with hub.engine.connect() as other:  # another process holding the housekeeping lock
+        assert await other.scalar(text("select pg_try_advisory_lock(:key)"), {"key": _HOUSEKEEPING_LOCK})
+        assert await housekeep(hub) == {}
+        await other.execute(text("select pg_advisory_unlock(:key)"), {"key": _HOUSEKEEPING_LOCK})
+    assert "webhook_deliveries" in await housekeep(hub)
 
 
 async def test_a_retention_of_zero_keeps_everything(hub, clock):
