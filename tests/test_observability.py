@@ -61,6 +61,7 @@ async def test_metrics_count_requests_by_route_template_provider_calls_jobs_and_
     webhooks = sample("hub_requests_total", method="POST", path="/v1/webhooks/{provider}", status_code="404",
                       app_name="hub")
     await client.post("/v1/webhooks/nosuch", content=b"{}")
+    await client.post("/v1/webhooks/a/b/c", content=b"{}")  # the mount's, but no route of it
     started = await client.post("/v1/connections/testoauth/syncs", json={"entity": "payment"}, headers=tenant.headers)
     await run_jobs(hub)
     scraped = await client.get("/metrics")
@@ -75,6 +76,9 @@ async def test_metrics_count_requests_by_route_template_provider_calls_jobs_and_
     assert after[0] - before[0] == 1
     assert sample("hub_requests_total", method="POST", path="/v1/webhooks/{provider}", status_code="404",
                   app_name="hub") == webhooks + 1  # the webhook receiver's requests, by its route template too
+    assert sample("hub_requests_total", method="POST", path="/v1/webhooks", status_code="404", app_name="hub") >= 1
+    assert all(s.labels["path"] for m in REGISTRY.collect() if m.name.startswith("hub_requests") for s in m.samples
+               if "path" in s.labels)  # never an empty template
     assert all("{" in path and "echo" not in path for path in action_requests())  # the route's template
     assert after[1] - before[1] >= 2  # the echo and the payments read
     assert after[2] - before[2] >= 1

@@ -58,7 +58,9 @@ class HttpObserver(PrometheusMiddleware):
                 span[1] = time.perf_counter() - started
             await send(message)
 
-        path = scope["path_template"]
+        # A mounted route's template is empty until it names one itself (the webhook receiver does): its
+        # mount path until then.
+        path = scope["path_template"] or min(scope["route_handler"].paths)
         if path == METRICS_PATH:  # scraping is not a request worth a series
             with log_context(request_id=request_id, tenant_id=None, job_id=None):
                 await self.app(scope, receive, send_observed)
@@ -72,7 +74,7 @@ class HttpObserver(PrometheusMiddleware):
         finally:
             in_progress.dec()
             status, duration = span
-            path = scope["path_template"]  # a mounted route (the webhook receiver) names its own
+            path = scope["path_template"] or path
             if status >= 500:
                 self._child("requests_error_count", method, path, status).inc()
             self._child("request_count", method, path, status).inc()
