@@ -16,7 +16,7 @@ from hub.ids import new_id
 from hub.logs import log_context
 from hub.metrics import exposition, read_queue_gauges
 
-REQUEST_ID_HEADER = "x-request-id"
+REQUEST_ID_HEADER = b"x-request-id"
 _ACCEPTABLE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
 class HttpObserver(PrometheusMiddleware):
@@ -45,9 +45,9 @@ class HttpObserver(PrometheusMiddleware):
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = time.perf_counter()
-        given = next((v.decode("latin-1") for k, v in scope["headers"] if k == b"x-request-id"), "")
+        given = next((v.decode("latin-1") for k, v in scope["headers"] if k == REQUEST_ID_HEADER), "")
         request_id = given if _ACCEPTABLE_ID.match(given) else new_id().hex
-        echoed = (b"x-request-id", request_id.encode())
+        echoed = (REQUEST_ID_HEADER, request_id.encode())
         span = [200, 0.0]  # the status sent, and the time to the last body message
 
         async def send_observed(message: Message) -> None:
