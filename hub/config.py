@@ -38,7 +38,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     """The largest file a tenant can upload through ``POST /v1/files``."""
     retention_days: int = 90
     """Finished work older than this is deleted (webhook deliveries with their attempts, processed, failed
-    and unrouted inbound webhooks, done and failed jobs); 0 keeps everything."""
+    and unrouted inbound webhooks, done and failed jobs, events without deliveries); 0 keeps everything."""
     environ: Mapping[str, str] = msgspec.field(default_factory=dict)
     """The whole environment, for plugins that read their own variables (client ids, secrets)."""
 

@@ -6,7 +6,8 @@
   ``GET /v1/connect-sessions/{id}`` still shows them), then deleted with their token hash.
 - Finished work, after ``HUB_RETENTION_DAYS`` (90; 0 keeps everything) since it last moved: webhook
   deliveries that succeeded or failed for good, with their attempts; inbound webhooks processed, failed or
-  unrouted; jobs done or failed. Pending work is never touched. Deleted a batch per transaction, so a large
+  unrouted; jobs done or failed; events (the tenant's feed) none of whose deliveries is left. Pending work
+  is never touched. Deleted a batch per transaction, so a large
   backlog never holds the database for long; each delete walks an existing index.
 """
 
@@ -20,6 +21,7 @@ from sqlalchemy import delete, exists, func, or_, select, text
 
 from hub.db.models import (
     ConnectSession,
+    Event,
     Job,
     OAuthState,
     WebhookAttempt,
@@ -75,7 +77,7 @@ async def purge_history(hub: Hub) -> dict[str, int]:
     if hub.settings.retention_days <= 0:
         return {}
     cutoff = hub.clock() - timedelta(days=hub.settings.retention_days)
-    purged = {"webhook_deliveries": 0, "webhook_inbox": 0, "jobs": 0}
+    purged = {"webhook_deliveries": 0, "webhook_inbox": 0, "jobs": 0, "events": 0}
     async with hub.session() as session:
         endpoints = list((await session.scalars(select(WebhookEndpoint.id))).all())
     recent_attempt = exists().where(WebhookAttempt.delivery_id == WebhookDelivery.id,
@@ -90,6 +92,10 @@ async def purge_history(hub: Hub) -> dict[str, int]:
     purged["jobs"] = await _delete_batches(
         hub, Job, Job.status.in_(("done", "failed")), Job.run_at < cutoff,
         func.coalesce(Job.finished_at, Job.run_at) < cutoff)
+    # Events last: one whose deliveries are all gone (purged above, or there were none). A delivery still
+    # pending, or sent again lately, keeps its event.
+    purged["events"] = await _delete_batches(
+        hub, Event, Event.occurred_at < cutoff, ~exists().where(WebhookDelivery.event_id == Event.id))
     if any(purged.values()):
         log.info("purged work older than %d days: %s", hub.settings.retention_days, purged)
     return purged

@@ -8,7 +8,7 @@ import msgspec
 import pytest
 from sqlalchemy import func, select, text, update
 
-from hub.db.models import ConnectSession, Job, OAuthState, WebhookAttempt, WebhookDelivery, WebhookInbox
+from hub.db.models import ConnectSession, Event, Job, OAuthState, WebhookAttempt, WebhookDelivery, WebhookInbox
 from hub.events import OBSERVE_JOB, record_event
 from hub.housekeeping import _HOUSEKEEPING_LOCK, housekeep, purge_expired, purge_history
 from hub.jobs.broker import relay_forever
@@ -80,6 +80,8 @@ async def deliveries(hub) -> dict:
 
 
 async def test_finished_work_past_the_retention_is_purged_and_pending_work_never(client, hub, tenant, clock):
+    async with hub.session() as session:  # an old event from before any endpoint: no delivery keeps it
+        await record_event(session, tenant.id, "daily_log.created", {"n": 0})
     with Receiver() as receiver:
         endpoints = []
         for _ in range(2):  # two endpoints: each walked on its own
@@ -110,20 +112,20 @@ async def test_finished_work_past_the_retention_is_purged_and_pending_work_never
         assert (await deliver_due(hub)).count("succeeded") == 1
         async with hub.session() as session:
             await record_event(session, tenant.id, "invoice.paid", {"n": 2})  # recent: two pending deliveries
-    before = {m.__name__: await count(hub, m) for m in (WebhookDelivery, WebhookAttempt, WebhookInbox, Job)}
+    before = {m.__name__: await count(hub, m) for m in (WebhookDelivery, WebhookAttempt, WebhookInbox, Job, Event)}
 
     purged = await purge_history(hub)
 
-    after = {m.__name__: await count(hub, m) for m in (WebhookDelivery, WebhookAttempt, WebhookInbox, Job)}
-    assert before == {"WebhookDelivery": 4, "WebhookAttempt": 3, "WebhookInbox": 2, "Job": 2}
-    assert purged == {"webhook_deliveries": 1, "webhook_inbox": 1, "jobs": 1}
-    assert after == {"WebhookDelivery": 3, "WebhookAttempt": 2, "WebhookInbox": 1, "Job": 1}
+    after = {m.__name__: await count(hub, m) for m in (WebhookDelivery, WebhookAttempt, WebhookInbox, Job, Event)}
+    assert before == {"WebhookDelivery": 4, "WebhookAttempt": 3, "WebhookInbox": 2, "Job": 2, "Event": 3}
+    assert purged == {"webhook_deliveries": 1, "webhook_inbox": 1, "jobs": 1, "events": 1}
+    assert after == {"WebhookDelivery": 3, "WebhookAttempt": 2, "WebhookInbox": 1, "Job": 1, "Event": 2}
     kept = await deliveries(hub)
     assert kept[redelivered] == "succeeded" and sorted(kept.values()) == ["pending", "pending", "succeeded"]
     async with hub.session() as session:
         assert (await session.scalars(select(Job.status))).all() == ["pending"]
         assert (await session.scalars(select(WebhookInbox.status))).all() == ["pending"]
-    assert await purge_history(hub) == {"webhook_deliveries": 0, "webhook_inbox": 0, "jobs": 0}
+    assert await purge_history(hub) == {"webhook_deliveries": 0, "webhook_inbox": 0, "jobs": 0, "events": 0}
 
 
 async def _endpoint_of(hub, delivery_id):

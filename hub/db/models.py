@@ -272,7 +272,7 @@ class SyncCursor(TenantOwned, Base):
 
 class Event(TenantOwned, Base):
     __tablename__ = "events"
-    __table_args__ = (Index("ix_events_tenant_seq", "tenant_id", "seq"),)
+    __table_args__ = (Index("ix_events_tenant_seq", "tenant_id", "seq"), Index("ix_events_occurred_at", "occurred_at"))
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
     seq: Mapped[int] = mapped_column(BigInteger)
     type: Mapped[str] = mapped_column(String(100))
