@@ -79,6 +79,7 @@ async def test_metrics_count_requests_by_route_template_provider_calls_jobs_and_
     assert sample("hub_requests_total", method="POST", path="/v1/webhooks", status_code="404", app_name="hub") >= 1
     assert all(s.labels["path"] for m in REGISTRY.collect() if m.name.startswith("hub_requests") for s in m.samples
                if "path" in s.labels)  # never an empty template
+    assert 'path="/metrics"' not in (await client.get("/metrics")).text  # scraping makes no series of its own
     assert all("{" in path and "echo" not in path for path in action_requests())  # the route's template
     assert after[1] - before[1] >= 2  # the echo and the payments read
     assert after[2] - before[2] >= 1

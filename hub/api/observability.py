@@ -19,6 +19,7 @@ from hub.metrics import exposition, read_queue_gauges
 REQUEST_ID_HEADER = b"x-request-id"
 _ACCEPTABLE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
+
 class HttpObserver(PrometheusMiddleware):
     """Every HTTP request's request id and metrics, in one middleware with one ``send`` wrapper (this runs
     on every request, the webhook receiver's included, so its cost is the hub's floor).
@@ -61,24 +62,24 @@ class HttpObserver(PrometheusMiddleware):
         # A mounted route's template is empty until it names one itself (the webhook receiver does): its
         # mount path until then.
         path = scope["path_template"] or min(scope["route_handler"].paths)
-        if path == METRICS_PATH:  # scraping is not a request worth a series
-            with log_context(request_id=request_id, tenant_id=None, job_id=None):
-                await self.app(scope, receive, send_observed)
-            return
         method = scope["method"]
-        in_progress = self._child("requests_in_progress", method, path, 200)
-        in_progress.inc()
+        # Scraping /metrics is not a request worth a series.
+        in_progress = self._child("requests_in_progress", method, path, 200) if path != METRICS_PATH else None
+        if in_progress is not None:
+            in_progress.inc()
         try:
             with log_context(request_id=request_id, tenant_id=None, job_id=None):
                 await self.app(scope, receive, send_observed)
         finally:
-            in_progress.dec()
-            status, duration = span
-            path = scope["path_template"] or path
-            if status >= 500:
-                self._child("requests_error_count", method, path, status).inc()
-            self._child("request_count", method, path, status).inc()
-            self._child("request_time", method, path, status).observe(duration)
+            if in_progress is not None:
+                in_progress.dec()
+                self._record(method, scope["path_template"] or path, *span)
+
+    def _record(self, method: str, path: str, status: int, duration: float) -> None:
+        if status >= 500:
+            self._child("requests_error_count", method, path, status).inc()
+        self._child("request_count", method, path, status).inc()
+        self._child("request_time", method, path, status).observe(duration)
 
 
 METRICS_PATH = "/metrics"
