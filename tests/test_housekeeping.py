@@ -83,12 +83,10 @@ async def test_finished_work_past_the_retention_is_purged_and_pending_work_never
     async with hub.session() as session:  # an old event from before any endpoint: no delivery keeps it
         await record_event(session, tenant.id, "daily_log.created", {"n": 0})
     with Receiver() as receiver:
-        endpoints = []
         for _ in range(2):  # two endpoints: each walked on its own
             made = await client.post("/v1/webhook-endpoints", json={"url": receiver.url, "event_types": ["*"]},
                                      headers=tenant.headers)
             assert made.status_code == 201, made.text
-            endpoints.append(made.json()["id"])
         async with hub.session() as session:
             await record_event(session, tenant.id, "invoice.paid", {"n": 1})
         assert (await deliver_due(hub)).count("succeeded") == 2
