@@ -17,8 +17,9 @@ import logging
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
-from sqlalchemy import delete, exists, func, or_, select, text
+from sqlalchemy import delete, exists, func, or_, select
 
+from hub.db.locks import try_lock, unlock
 from hub.db.models import (
     ConnectSession,
     Event,
@@ -39,7 +40,7 @@ EVERY_SECONDS = 3600.0
 OAUTH_STATES_KEPT = timedelta(days=1)
 CONNECT_SESSIONS_KEPT = timedelta(days=7)
 BATCH = 5000
-_HOUSEKEEPING_LOCK = 0x6875625F686F7573 & 0x7FFFFFFFFFFFFFFF  # "hub_hous"
+HOUSEKEEPING_LOCK = "hub.housekeeping"
 
 
 async def housekeep(hub: Hub) -> dict[str, int]:
@@ -48,12 +49,12 @@ async def housekeep(hub: Hub) -> dict[str, int]:
     if hub.engine.dialect.name != "postgresql":
         return await purge_expired(hub) | await purge_history(hub)
     async with hub.engine.connect() as lock:
-        if not await lock.scalar(text("select pg_try_advisory_lock(:key)"), {"key": _HOUSEKEEPING_LOCK}):
+        if not await try_lock(lock, HOUSEKEEPING_LOCK):
             return {}
         try:
             return await purge_expired(hub) | await purge_history(hub)
         finally:
-            await lock.execute(text("select pg_advisory_unlock(:key)"), {"key": _HOUSEKEEPING_LOCK})
+            await unlock(lock, HOUSEKEEPING_LOCK)
             await lock.commit()
 
 

@@ -8,9 +8,10 @@ import msgspec
 import pytest
 from sqlalchemy import func, select, text, update
 
+from hub.db.locks import try_lock, unlock
 from hub.db.models import ConnectSession, Event, Job, OAuthState, WebhookAttempt, WebhookDelivery, WebhookInbox
 from hub.events import OBSERVE_JOB, record_event
-from hub.housekeeping import _HOUSEKEEPING_LOCK, housekeep, purge_expired, purge_history
+from hub.housekeeping import HOUSEKEEPING_LOCK, housekeep, purge_expired, purge_history
 from hub.jobs.broker import relay_forever
 from hub.jobs.outbox import enqueue
 from hub.testing.receiver import Receiver
@@ -135,10 +136,16 @@ async def test_one_process_at_a_time_purges_on_postgresql(hub, database_url):
     if not database_url.startswith("postgresql"):
         pytest.skip("SQLite's write lock already puts purges one after another")
     async with hub.engine.connect() as other:  # another process holding the housekeeping lock
-        assert await other.scalar(text("select pg_try_advisory_lock(:key)"), {"key": _HOUSEKEEPING_LOCK})
+        assert await try_lock(other, HOUSEKEEPING_LOCK)
         assert await housekeep(hub) == {}
-        await other.execute(text("select pg_advisory_unlock(:key)"), {"key": _HOUSEKEEPING_LOCK})
+        await unlock(other, HOUSEKEEPING_LOCK)
     assert "webhook_deliveries" in await housekeep(hub)
+    async with hub.engine.connect() as other:  # a hub in another schema of the same database
+        await other.execute(text("set search_path to public"))
+        assert await try_lock(other, HOUSEKEEPING_LOCK)
+        assert "webhook_deliveries" in await housekeep(hub)
+        await unlock(other, HOUSEKEEPING_LOCK)
+        await other.rollback()
 
 
 async def test_a_retention_of_zero_keeps_everything(hub, clock):

@@ -6,22 +6,22 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hub.counters import reserve
+from hub.db.locks import try_xact_lock
 from hub.jobs import outbox
 
 if TYPE_CHECKING:
     from hub.runtime import Hub
 
 RESEND_AFTER = timedelta(seconds=60)
-_TICK_LOCK = 0x6875625F7469636B & 0x7FFFFFFFFFFFFFFF  # "hub_tick"
+TICK_LOCK = "hub.tick"
 
 
 async def take_tick_lock(session: AsyncSession) -> bool:
     if session.bind.dialect.name == "postgresql":
-        return bool(await session.scalar(text("select pg_try_advisory_xact_lock(:key)"), {"key": _TICK_LOCK}))
+        return await try_xact_lock(session, TICK_LOCK)
     await reserve(session, "tick")  # a write: holds SQLite's lock until this transaction ends
     return True
 
