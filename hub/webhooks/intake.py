@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import uuid
 from collections import Counter
@@ -32,8 +33,8 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from sqlalchemy import Connection as Connection_
-from sqlalchemy import Engine, String, TextClause, bindparam, insert, select, text
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import Dialect, Engine, String, Table, TextClause, text
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.exc import DataError
 
 from hub.counters import NEXT_VALUE
@@ -245,16 +246,13 @@ class Intake:
             _route(conn, batch)
             rows = [row for submission in batch for row in submission.rows]
             chunks = _job_chunks(rows)
-            if conn.dialect.name == "postgresql":
-                inserted = set(conn.execute(_INSERT_NEW_POSTGRES, _as_columns(rows)).scalars().all())
-            else:
-                inserted = set(conn.execute(_INSERT_NEW_SQLITE, rows).scalars().all())
+            inserted = _insert_new(conn, rows)
             jobs = job_rows(PROCESS_JOB, [
                 (job_id, {"inbox_ids": [str(row["id"]) for row in chunk if row["id"] in inserted]}, tenant_id)
                 for job_id, tenant_id, chunk in chunks if any(row["id"] in inserted for row in chunk)
             ], max_attempts=MAX_ATTEMPTS, sent=dispatching, moment=self.hub.clock())
             if jobs:
-                conn.execute(_INSERT_JOBS, jobs)
+                _JOBS.insert(conn, jobs)
         return inserted, [job["id"] for job in jobs] if dispatching else []
 
 
@@ -294,9 +292,14 @@ def _route(conn: Connection_, batch: Sequence[Submission]) -> None:
               for row in s.rows if row["account_id"]}
     owners: dict[tuple[str, str], tuple[uuid.UUID, uuid.UUID]] = {}
     if wanted:
-        found = conn.execute(_OWNERS, {"providers": list({p for p, _ in wanted}),
-                                       "accounts": list({a for _, a in wanted})})
-        owners = {(provider, account): (conn_id, tenant) for provider, account, conn_id, tenant in found.all()}
+        providers, accounts = list({p for p, _ in wanted}), list({a for _, a in wanted})
+        if conn.dialect.name == "postgresql":
+            found = conn.exec_driver_sql(_OWNERS_POSTGRES, (providers, accounts))
+        else:
+            found = conn.exec_driver_sql(_OWNERS_SQLITE, (json_text(providers), json_text(accounts)))
+        as_id = _CONNECTIONS.result_processor(conn.dialect, "id")
+        owners = {(provider, account): (as_id(conn_id), as_id(tenant))
+                  for provider, account, conn_id, tenant in found.all()}
     for submission in batch:
         for row in submission.rows:
             if submission.connection is not None:
@@ -308,21 +311,75 @@ def _route(conn: Connection_, batch: Sequence[Submission]) -> None:
                 row["status"], row["job_id"] = "unrouted", None
 
 
-# The batch's statements, built once: building a statement (its IN lists above all) costs more than
-# SQLAlchemy's compiled cache saves, at a batch or more per request burst.
-_OWNERS = (
-    select(Connection.provider, Connection.external_account_id, Connection.id, Connection.tenant_id)
-    .where(Connection.status.in_(ROUTABLE),
-           Connection.provider.in_(bindparam("providers", expanding=True)),
-           Connection.external_account_id.in_(bindparam("accounts", expanding=True)))
-    .order_by(Connection.connected_at)
-)
-_INSERT_JOBS = insert(Job.__table__)
-_INSERT_NEW_SQLITE = (sqlite.insert(WebhookInbox).on_conflict_do_nothing(index_elements=["provider", "dedup_key"])
-                      .returning(WebhookInbox.id))
+# The batch's statements go to the driver as they are (``exec_driver_sql``), their values encoded by the
+# columns' own types once per batch: SQLAlchemy's compiled statements re-render an expanding IN list or a
+# multi-row VALUES on every execution and process each value through several layers, which on a busy
+# hub cost the writer thread more than the database's own work did (and held the GIL the event loop
+# needs). The statement texts are fixed (or one per batch size), so the drivers' statement caches hold them.
+
+_OWNERS_COLUMNS = "SELECT provider, external_account_id, id, tenant_id FROM connections WHERE status IN ({}) "
+_ROUTABLE_SQL = ", ".join(f"'{status}'" for status in ROUTABLE)
+_OWNERS_SQLITE = (_OWNERS_COLUMNS.format(_ROUTABLE_SQL)
+                  + "AND provider IN (SELECT value FROM json_each(?)) "
+                  "AND external_account_id IN (SELECT value FROM json_each(?)) ORDER BY connected_at")
+_OWNERS_POSTGRES = (_OWNERS_COLUMNS.format(_ROUTABLE_SQL)
+                    + "AND provider = ANY(%s) AND external_account_id = ANY(%s) ORDER BY connected_at")
+"""The connections a provider's events route to, the most recently connected last (it wins)."""
+
+
+class _Columns:
+    """A table's columns as the driver takes them: each value through its column type's bind processor
+    (so a row is written exactly as the ORM would write it), one processor list per dialect."""
+
+    def __init__(self, table: Table, names: Sequence[str]) -> None:
+        self.table, self.names = table, tuple(names)
+        self._encoders: dict[str, list[Callable[[Any], Any] | None]] = {}
+
+    def encoders(self, dialect: Dialect) -> list[Callable[[Any], Any] | None]:
+        encoders = self._encoders.get(dialect.name)
+        if encoders is None:
+            encoders = self._encoders[dialect.name] = [
+                self.table.c[name].type.dialect_impl(dialect).bind_processor(dialect) for name in self.names]
+        return encoders
+
+    def result_processor(self, dialect: Dialect, name: str) -> Callable[[Any], Any]:
+        column_type = self.table.c[name].type.dialect_impl(dialect)
+        return column_type.result_processor(dialect, None) or (lambda value: value)
+
+    def values(self, dialect: Dialect, row: dict[str, Any]) -> tuple[Any, ...]:
+        return tuple(value if encode is None or value is None else encode(value)
+                     for encode, value in zip(self.encoders(dialect), (row[name] for name in self.names),
+                                              strict=True))
+
+    def insert(self, conn: Connection_, rows: Sequence[dict[str, Any]]) -> None:
+        markers = ", ".join(["?" if conn.dialect.paramstyle == "qmark" else "%s"] * len(self.names))
+        conn.exec_driver_sql(f"INSERT INTO {self.table.name} ({', '.join(self.names)}) VALUES ({markers})",
+                             [self.values(conn.dialect, row) for row in rows])
+
 
 _INBOX_COLUMNS = ("id", "provider", "dedup_key", "event_type", "account_id", "tenant_id", "connection_id", "status",
                   "payload", "body", "last_error", "job_id", "received_at")
+_INBOX = _Columns(WebhookInbox.__table__, _INBOX_COLUMNS)
+_JOBS = _Columns(Job.__table__, ("id", "tenant_id", "kind", "payload", "status", "attempts", "max_attempts", "run_at",
+                                 "sent_at", "created_at", "updated_at"))
+_CONNECTIONS = _Columns(Connection.__table__, ("id",))
+
+
+def _insert_new(conn: Connection_, rows: Sequence[dict[str, Any]]) -> set[uuid.UUID]:
+    """Insert the inbox rows a redelivery has not stored already; returns the ids of those inserted."""
+    if conn.dialect.name == "postgresql":
+        return set(conn.execute(_INSERT_NEW_POSTGRES, _as_columns(rows)).scalars().all())
+    values = [value for row in rows for value in _INBOX.values(conn.dialect, row)]
+    as_id = _INBOX.result_processor(conn.dialect, "id")
+    return {as_id(inbox_id) for (inbox_id,) in conn.exec_driver_sql(_sqlite_insert_new(len(rows)), tuple(values))}
+
+
+@functools.lru_cache(maxsize=64)
+def _sqlite_insert_new(n: int) -> str:
+    """SQLite: one multi-row VALUES statement a batch (``executemany`` can return no rows)."""
+    row = f"({', '.join(['?'] * len(_INBOX_COLUMNS))}, 0)"
+    return (f"INSERT INTO webhook_inbox ({', '.join(_INBOX_COLUMNS)}, attempts) VALUES {', '.join([row] * n)} "
+            "ON CONFLICT (provider, dedup_key) DO NOTHING RETURNING id")
 
 
 def _unnest_insert() -> TextClause:
