@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import uuid
+from datetime import datetime
 
 import msgspec
 import sqlalchemy
@@ -18,7 +20,16 @@ def json_text(value) -> str:
     try:
         return msgspec.json.encode(value).decode()
     except (TypeError, UnicodeEncodeError):
-        return json.dumps(value)
+        return json.dumps(value, default=_as_msgspec_writes)
+
+
+def _as_msgspec_writes(value):
+    """The fallback writes ids and moments as msgspec does (the webhook intake sends rows as JSON)."""
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    if isinstance(value, datetime):
+        return value.isoformat()
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
 
 
 def create_engine(url: str, **kwargs) -> AsyncEngine:

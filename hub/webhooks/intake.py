@@ -34,7 +34,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from sqlalchemy import Connection as Connection_
-from sqlalchemy import Dialect, Engine, String, Table, TextClause, text
+from sqlalchemy import Dialect, Engine, String, Table
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.exc import DataError
 
@@ -229,6 +229,8 @@ class Intake:
         # batch (or the retry of this one, request by request) starts on a fresh connection.
         if self._connection is None:
             self._connection = self._engine.connect()
+            if self._connection.dialect.name == "postgresql":
+                self._connection = self._connection.execution_options(isolation_level="AUTOCOMMIT")
         try:
             return self._write_transaction(self._connection, batch, rejections, dispatching)
         except BaseException:
@@ -239,15 +241,16 @@ class Intake:
 
     def _write_transaction(self, conn: Connection_, batch: Sequence[Submission], rejections: Counter[str],
                            dispatching: bool) -> tuple[set[uuid.UUID], list[uuid.UUID]]:
+        if conn.dialect.name == "postgresql":
+            return self._write_postgres(conn, batch, rejections, dispatching)
         with conn.begin():
-            for provider, n in sorted(rejections.items()):
-                conn.execute(NEXT_VALUE, {"name": f"webhooks.rejected:{provider}", "n": n})
+            _count_rejections(conn, rejections)
             if not batch:
                 return set(), []
             _route(conn, batch)
             rows = [row for submission in batch for row in submission.rows]
             chunks = _job_chunks(rows)
-            inserted = _insert_new(conn, rows)
+            inserted = _insert_new_sqlite(conn, rows)
             jobs = job_rows(PROCESS_JOB, [
                 (job_id, {"inbox_ids": [str(row["id"]) for row in chunk if row["id"] in inserted]}, tenant_id)
                 for job_id, tenant_id, chunk in chunks if any(row["id"] in inserted for row in chunk)
@@ -255,6 +258,31 @@ class Intake:
             if jobs:
                 _JOBS.insert(conn, jobs)
         return inserted, [job["id"] for job in jobs] if dispatching else []
+
+    def _write_postgres(self, conn: Connection_, batch: Sequence[Submission], rejections: Counter[str],
+                        dispatching: bool) -> tuple[set[uuid.UUID], list[uuid.UUID]]:
+        """Two round trips a batch on a connection in autocommit: the routing query, then one statement
+        that inserts the new events and the jobs of those new (atomic, as every single statement is).
+        A transaction around them would add its BEGIN and COMMIT round trips, and under READ COMMITTED
+        each statement reads its own snapshot anyway."""
+        _count_rejections(conn, rejections)
+        if not batch:
+            return set(), []
+        _route(conn, batch)
+        rows = [row for submission in batch for row in submission.rows]
+        chunks = _job_chunks(rows)
+        jobs = job_rows(PROCESS_JOB, [(job_id, {}, tenant_id) for job_id, tenant_id, _ in chunks],
+                        max_attempts=MAX_ATTEMPTS, sent=dispatching, moment=self.hub.clock())
+        inserted: set[uuid.UUID] = set()
+        queued: list[uuid.UUID] = []
+        for row_id, is_job in conn.exec_driver_sql(_INSERT_NEW_POSTGRES, _as_documents(rows, jobs)):
+            (queued.append if is_job else inserted.add)(row_id)
+        return inserted, queued if dispatching else []
+
+
+def _count_rejections(conn: Connection_, rejections: Counter[str]) -> None:
+    for provider, n in sorted(rejections.items()):
+        conn.execute(NEXT_VALUE, {"name": f"webhooks.rejected:{provider}", "n": n})
 
 
 def _job_chunks(rows: Sequence[dict[str, Any]]) -> list[tuple[uuid.UUID, uuid.UUID, list[dict[str, Any]]]]:
@@ -312,11 +340,12 @@ def _route(conn: Connection_, batch: Sequence[Submission]) -> None:
                 row["status"], row["job_id"] = "unrouted", None
 
 
-# The batch's statements go to the driver as they are (``exec_driver_sql``), their values encoded by the
-# columns' own types once per batch: SQLAlchemy's compiled statements re-render an expanding IN list or a
-# multi-row VALUES on every execution and process each value through several layers, which on a busy
-# hub cost the writer thread more than the database's own work did (and held the GIL the event loop
-# needs). The statement texts are fixed (or one per batch size), so the drivers' statement caches hold them.
+# The batch's statements go to the driver as they are (``exec_driver_sql``), their values encoded once per
+# batch, by the columns' own types (SQLite) or as JSON documents (PostgreSQL): SQLAlchemy's compiled
+# statements re-render an expanding IN list or a multi-row VALUES on every execution and process each
+# value through several layers, which on a busy hub cost the writer thread more than the database's own
+# work did (and held the GIL the event loop needs). The statement texts are fixed (or one per batch size),
+# so the drivers' statement caches hold them.
 
 _OWNERS_COLUMNS = "SELECT provider, external_account_id, id, tenant_id FROM connections WHERE status IN ({}) "
 _ROUTABLE_SQL = ", ".join(f"'{status}'" for status in ROUTABLE)
@@ -366,10 +395,8 @@ _JOBS = _Columns(Job.__table__, ("id", "tenant_id", "kind", "payload", "status",
 _CONNECTIONS = _Columns(Connection.__table__, ("id",))
 
 
-def _insert_new(conn: Connection_, rows: Sequence[dict[str, Any]]) -> set[uuid.UUID]:
+def _insert_new_sqlite(conn: Connection_, rows: Sequence[dict[str, Any]]) -> set[uuid.UUID]:
     """Insert the inbox rows a redelivery has not stored already; returns the ids of those inserted."""
-    if conn.dialect.name == "postgresql":
-        return set(conn.execute(_INSERT_NEW_POSTGRES, _as_columns(rows)).scalars().all())
     values = [value for row in rows for value in _INBOX.values(conn.dialect, row)]
     if conn.exec_driver_sql(_sqlite_insert_new(len(rows)), tuple(values)).rowcount == len(rows):
         return {row["id"] for row in rows}
@@ -393,28 +420,39 @@ def _sqlite_insert_new(n: int) -> str:
 _SQLITE_STORED = "SELECT json_group_array(id) FROM webhook_inbox WHERE id IN (SELECT value FROM json_each(?))"
 
 
-def _unnest_insert() -> TextClause:
-    """PostgreSQL: the batch goes in as one array per column, through ``unnest``. A multi-row VALUES list
-    (SQLAlchemy's way) is a new statement for every batch size, with 13 parameters a row, which psycopg
-    parses again on every batch (it caches statements of at most 50 parameters); this one is the same
-    short statement whatever the batch, parsed once and then prepared by the server."""
+def _postgres_insert_new() -> str:
+    """PostgreSQL: the batch's events and jobs in one statement, each set as one JSON document
+    (``jsonb_to_recordset``): the server parses it in C, where psycopg would build an array literal per
+    column in Python (most of the writer's time). One statement text whatever the batch, parsed once and
+    then prepared by the server. A job is inserted only if one of its events was new, naming those (as
+    ``{"inbox_ids": [...]}``, the payload the SQLite path builds in Python). Returns (id, is a job)."""
     dialect = postgresql.dialect()
-    table = WebhookInbox.__table__
 
-    def array_of(column) -> str:  # strings as text: a cast to VARCHAR(n) would cut a long value, not refuse it
-        return "TEXT[]" if isinstance(column.type, String) else f"{column.type.compile(dialect=dialect)}[]"
+    def record(columns: _Columns) -> str:
+        def type_of(column) -> str:  # strings as text: a cast to VARCHAR(n) would cut a long value, not refuse it
+            return "TEXT" if isinstance(column.type, String) else column.type.compile(dialect=dialect)
 
-    arrays = ", ".join(f"CAST(:{name} AS {array_of(table.c[name])})" for name in _INBOX_COLUMNS)
-    return text(
-        f"INSERT INTO {table.name} ({', '.join(_INBOX_COLUMNS)}, attempts) SELECT *, 0 FROM unnest({arrays}) "
-        "ON CONFLICT (provider, dedup_key) DO NOTHING RETURNING id"
-    ).columns(WebhookInbox.id)
+        return ", ".join(f"{name} {type_of(columns.table.c[name])}" for name in columns.names)
+
+    event_values = ", ".join("NULLIF(e.payload, 'null')" if name == "payload" else f"e.{name}"
+                             for name in _INBOX_COLUMNS)
+    job_values = ", ".join("jsonb_build_object('inbox_ids', kept.ids)" if name == "payload" else f"j.{name}"
+                           for name in _JOBS.names)
+    return (
+        f"WITH new AS (INSERT INTO webhook_inbox ({', '.join(_INBOX_COLUMNS)}, attempts) "
+        f"SELECT {event_values}, 0 FROM jsonb_to_recordset(CAST(%(events)s AS JSONB)) AS e({record(_INBOX)}) "
+        "ON CONFLICT (provider, dedup_key) DO NOTHING RETURNING id, job_id), "
+        f"queued AS (INSERT INTO jobs ({', '.join(_JOBS.names)}) "
+        f"SELECT {job_values} FROM jsonb_to_recordset(CAST(%(jobs)s AS JSONB)) AS j({record(_JOBS)}) "
+        "JOIN (SELECT job_id, jsonb_agg(id::text ORDER BY id) AS ids FROM new WHERE job_id IS NOT NULL "
+        "GROUP BY job_id) AS kept ON kept.job_id = j.id RETURNING id) "
+        "SELECT id, false FROM new UNION ALL SELECT id, true FROM queued"
+    )
 
 
-def _as_columns(rows: Sequence[dict[str, Any]]) -> dict[str, list[Any]]:
-    columns = {name: [row[name] for row in rows] for name in _INBOX_COLUMNS}
-    columns["payload"] = [None if p is None else json_text(p) for p in columns["payload"]]
-    return columns
+def _as_documents(rows: Sequence[dict[str, Any]], jobs: Sequence[dict[str, Any]]) -> dict[str, str]:
+    return {"events": json_text([{name: row[name] for name in _INBOX_COLUMNS} for row in rows]),
+            "jobs": json_text(jobs)}
 
 
-_INSERT_NEW_POSTGRES = _unnest_insert()
+_INSERT_NEW_POSTGRES = _postgres_insert_new()
