@@ -253,6 +253,16 @@ async def outbound(args: argparse.Namespace) -> int:
         shutil.rmtree(folder, ignore_errors=True)
 
 
+def _counts(text: str) -> list[int]:
+    try:
+        counts = [int(part) for part in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a comma-separated list of numbers: {text!r}") from None
+    if not counts or min(counts) < 1:
+        raise argparse.ArgumentTypeError("connections must be at least 1")
+    return counts
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -266,7 +276,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     inbound = commands.add_parser("inbound", help="signed provider webhooks received, against a bare endpoint")
     inbound.add_argument("--requests", type=int, default=5000)
     inbound.add_argument("--warmup", type=int, default=500)
-    inbound.add_argument("--concurrency", type=int, default=32)
+    inbound.add_argument("--concurrency", type=_counts, default=[32, 128],
+                         help="keep-alive connections of the load, a comma-separated list: each server is measured "
+                              "at each, and the best rate of each is its ceiling (default 32,128)")
     inbound.add_argument("--rounds", type=int, default=2, help="alternating measurements of each server")
     inbound.add_argument("--database-url", help="also run on this PostgreSQL (in a scratch schema)")
     inbound.add_argument("--broker-url", help="a redis:// URL: the hub sends each processing job to it")
