@@ -7,15 +7,19 @@ import asyncio
 import json
 import time
 import uuid
+from datetime import timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from hub.api.app import BodyLimits
 from hub.connections import connection_context, get_connection
 from hub.db.models import Connection, Event, Job, WebhookInbox
 from hub.handlers import VerifiedEvent
+from hub.ids import new_id
+from hub.tenants import create_tenant
 from hub.testing import pause_schedules
 from hub.webhooks.inbound import _row
+from hub.webhooks.process import reprocess
 from tests.conftest import ADMIN_TOKEN, new_tenant, wait_for
 from tests.flows import connect
 from tests.testprovider.server import API_KEY
@@ -117,6 +121,30 @@ async def test_redeliveries_in_a_batch_are_stored_once_and_only_new_events_are_q
         payloads = (await session.scalars(select(Job.payload).where(Job.kind == "webhook.process"))).all()
     named = [uuid.UUID(i) for payload in payloads for i in payload["inbox_ids"]]
     assert sorted(named) == sorted(stored)
+
+
+async def test_an_account_connected_by_several_tenants_routes_to_the_latest_connected(client, hub):
+    """Never to one still onboarding (no connected_at): both databases, whose NULLs sort differently."""
+    moments = {"early": hub.clock() - timedelta(days=2), "late": hub.clock() - timedelta(days=1), "pending": None}
+    owners = {}
+    async with hub.session() as session:
+        for name, connected_at in moments.items():
+            tenant = await create_tenant(session, f"{name} Co", None)
+            session.add(Connection(id=new_id(), tenant_id=tenant.id, provider="testoauth",
+                                   status="pending" if connected_at is None else "connected",
+                                   external_account_id="acct-shared", connected_at=connected_at,
+                                   metadata_={}, settings={}, sync_schedules={}, sync_enabled=True))
+            owners[tenant.id] = name
+    event = VerifiedEvent(type="payment.created", payload={}, account_id="acct-shared", event_id="evt_shared")
+
+    await hub.webhook_intake.store("testoauth", [_row("testoauth", event, 0, "0" * 64)], None)
+
+    [row] = await inbox_rows(hub)
+    assert owners[row.tenant_id] == "late"
+    async with hub.session() as session:
+        await session.execute(update(WebhookInbox).values(status="failed", connection_id=None, tenant_id=None))
+    async with hub.session() as session:
+        assert owners[(await reprocess(session, row.id, None)).tenant_id] == "late"
 
 
 async def test_events_without_an_id_are_deduplicated_by_body_and_position(client, hub, tenant, jobs):

@@ -351,10 +351,12 @@ _OWNERS_COLUMNS = "SELECT provider, external_account_id, id, tenant_id FROM conn
 _ROUTABLE_SQL = ", ".join(f"'{status}'" for status in ROUTABLE)
 _OWNERS_SQLITE = (_OWNERS_COLUMNS.format(_ROUTABLE_SQL)
                   + "AND provider IN (SELECT value FROM json_each(?)) "
-                  "AND external_account_id IN (SELECT value FROM json_each(?)) ORDER BY connected_at")
+                  "AND external_account_id IN (SELECT value FROM json_each(?)) ORDER BY connected_at NULLS FIRST")
 _OWNERS_POSTGRES = (_OWNERS_COLUMNS.format(_ROUTABLE_SQL)
-                    + "AND provider = ANY(%s) AND external_account_id = ANY(%s) ORDER BY connected_at")
-"""The connections a provider's events route to, the most recently connected last (it wins)."""
+                    + "AND provider = ANY(%s) AND external_account_id = ANY(%s) ORDER BY connected_at NULLS FIRST")
+"""The connections a provider's events route to, the most recently connected last (it wins); one never
+connected (still onboarding) first, so a connected one wins over it on both databases (their default
+places of NULL differ)."""
 
 
 class _Columns:

@@ -123,8 +123,8 @@ async def reprocess(session: AsyncSession, inbox_id: uuid.UUID, tenant_id: uuid.
     if row.connection_id is None:
         conn = (await session.scalars(select(Connection).where(
             Connection.provider == row.provider, Connection.status.in_(ROUTABLE),
-            Connection.external_account_id == row.account_id).order_by(Connection.connected_at.desc()).limit(1)
-        )).first() if row.account_id else None
+            Connection.external_account_id == row.account_id,
+        ).order_by(Connection.connected_at.desc().nulls_last()).limit(1))).first() if row.account_id else None
         if conn is None:
             raise Conflict("the event still routes to no connection", code="webhook_unrouted")
         row.connection_id, row.tenant_id = conn.id, conn.tenant_id
