@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sqlite3
 import time
 import uuid
 from datetime import timedelta
@@ -18,7 +19,7 @@ from hub.handlers import VerifiedEvent
 from hub.ids import new_id
 from hub.tenants import create_tenant
 from hub.testing import pause_schedules
-from hub.webhooks.inbound import _row
+from hub.webhooks.inbound import _row, _unparseable
 from hub.webhooks.process import reprocess
 from tests.conftest import ADMIN_TOKEN, new_tenant, wait_for
 from tests.flows import connect
@@ -121,6 +122,71 @@ async def test_redeliveries_in_a_batch_are_stored_once_and_only_new_events_are_q
         payloads = (await session.scalars(select(Job.payload).where(Job.kind == "webhook.process"))).all()
     named = [uuid.UUID(i) for payload in payloads for i in payload["inbox_ids"]]
     assert sorted(named) == sorted(stored)
+
+
+def _events(*ids, account: str = "acct-42") -> list[dict]:
+    return [_row("testoauth", VerifiedEvent(type="payment.created", payload={"id": i}, account_id=account,
+                                            event_id=f"evt_many_{i}"), 0, "0" * 64) for i in ids]
+
+
+async def _named_by_jobs(hub) -> list[list[uuid.UUID]]:
+    async with hub.session() as session:
+        payloads = (await session.scalars(select(Job.payload).where(Job.kind == "webhook.process")
+                                          .order_by(Job.created_at))).all()
+    return [[uuid.UUID(i) for i in payload["inbox_ids"]] for payload in payloads]
+
+
+async def test_a_webhook_with_more_events_than_a_statement_takes_is_stored_whole(client, hub, tenant):
+    """Over ``MAX_BATCH_ROWS`` events in one request (SQLite binds a limited number of values a
+    statement), then a redelivery of half of them with as many new."""
+    await connect(client, tenant)
+    warm = await hub.webhook_intake.store("testoauth", _events("warm"), None)  # the writer has its connection
+    if hub.engine.dialect.name == "sqlite":  # bind as few values as SQLite before 3.32 (later: 32,766 or more)
+        writer = hub.webhook_intake._connection.connection.driver_connection
+        writer.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, 999)
+    first = await hub.webhook_intake.store("testoauth", _events(*range(1200)), None)
+    again = await hub.webhook_intake.store("testoauth", _events(*range(600, 1800)), None)
+
+    assert (len(first), len(again)) == (1200, 600)
+    stored = {row.id for row in await inbox_rows(hub)}
+    assert len(stored) == 1801 and warm | first | again == stored
+    named = [i for job in await _named_by_jobs(hub) for i in job]
+    assert sorted(named) == sorted(stored)
+
+
+async def test_a_job_names_its_events_in_the_order_they_arrived(client, hub, tenant):
+    """Not in the order of their ids (a clock set back makes later ids smaller)."""
+    await connect(client, tenant)
+    rows = _events("x", "y", "z")
+    for row, descending in zip(rows, sorted((new_id() for _ in rows), reverse=True), strict=True):
+        row["id"] = descending
+
+    await hub.webhook_intake.store("testoauth", rows, None)
+
+    assert await _named_by_jobs(hub) == [[row["id"] for row in rows]]
+
+
+async def test_rejected_webhooks_are_counted_once_when_their_batch_fails(client, hub, tenant):
+    """The batch is written again request by request: the rejections it carried must not count twice."""
+    await connect(client, tenant)
+    for _ in range(2):
+        hub.webhook_intake.count_rejection("testoauth")
+    refused = _events("nul", account="acct-\x00")  # PostgreSQL refuses a NUL: the batch fails there
+
+    await hub.webhook_intake.store("testoauth", refused, None,
+                                   lambda reason: _unparseable("testoauth", b"{}", "1" * 64, reason))
+
+    counts = (await client.get("/v1/admin/webhook-rejections", headers=ADMIN)).json()
+    assert counts == {"testoauth": 2}
+
+
+async def test_a_lone_surrogate_in_an_authentic_events_account_is_kept_as_failed_not_a_500(client, hub, tenant):
+    body = rb'{"id": "evt_s2", "type": "payment.created", "account": "acct-\ud800", "data": {}}'
+    response = await post(client, None, body=body)
+
+    assert response.status_code == 200, response.text
+    [row] = await inbox_rows(hub)
+    assert row.status == "failed" and "database refused" in row.last_error
 
 
 async def test_an_account_connected_by_several_tenants_routes_to_the_latest_connected(client, hub):

@@ -27,6 +27,7 @@ import contextlib
 import functools
 import json
 import logging
+import sqlite3
 import uuid
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -189,7 +190,9 @@ class Intake:
     async def _write_alone(self, submission: Submission, error: Exception) -> None:
         """A request whose rows the database refused: keep it as a failed row with the reason, if the
         database refused its data (not if it is down)."""
-        if not isinstance(error, DataError) or submission.unstorable is None:
+        # A string the driver cannot encode (a lone surrogate, which json.loads makes of "\ud800") is
+        # refused data as much as what the database refuses.
+        if not isinstance(error, DataError | UnicodeEncodeError) or submission.unstorable is None:
             _settle(submission, error)
             return
         submission.rows = [submission.unstorable(f"the database refused the event: {describe(error)}")]
@@ -266,6 +269,7 @@ class Intake:
         A transaction around them would add its BEGIN and COMMIT round trips, and under READ COMMITTED
         each statement reads its own snapshot anyway."""
         _count_rejections(conn, rejections)
+        rejections.clear()  # committed: if the rest fails, the batch's retry must not count them again
         if not batch:
             return set(), []
         _route(conn, batch)
@@ -398,15 +402,23 @@ _CONNECTIONS = _Columns(Connection.__table__, ("id",))
 
 
 def _insert_new_sqlite(conn: Connection_, rows: Sequence[dict[str, Any]]) -> set[uuid.UUID]:
-    """Insert the inbox rows a redelivery has not stored already; returns the ids of those inserted."""
-    values = [value for row in rows for value in _INBOX.values(conn.dialect, row)]
-    if conn.exec_driver_sql(_sqlite_insert_new(len(rows)), tuple(values)).rowcount == len(rows):
-        return {row["id"] for row in rows}
-    # Some were stored already (a redelivery): the new ids that are in the table are the ones inserted.
-    ids = _INBOX.encoders(conn.dialect)[0]
-    found = conn.exec_driver_sql(_SQLITE_STORED, (json_text([ids(row["id"]) for row in rows]),)).scalar_one()
-    as_id = _INBOX.result_processor(conn.dialect, "id")
-    return {as_id(inbox_id) for inbox_id in json.loads(found)}
+    """Insert the inbox rows a redelivery has not stored already; returns the ids of those inserted.
+    As many rows a statement as SQLite binds values (a single webhook may carry more events)."""
+    bindable = conn.connection.driver_connection.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
+    per_statement = max(1, min(MAX_BATCH_ROWS, bindable // len(_INBOX_COLUMNS)))
+    inserted: set[uuid.UUID] = set()
+    for start in range(0, len(rows), per_statement):
+        chunk = rows[start:start + per_statement]
+        values = [value for row in chunk for value in _INBOX.values(conn.dialect, row)]
+        if conn.exec_driver_sql(_sqlite_insert_new(len(chunk)), tuple(values)).rowcount == len(chunk):
+            inserted.update(row["id"] for row in chunk)
+            continue
+        # Some were stored already (a redelivery): the new ids that are in the table are the ones inserted.
+        ids = _INBOX.encoders(conn.dialect)[0]
+        found = conn.exec_driver_sql(_SQLITE_STORED, (json_text([ids(row["id"]) for row in chunk]),)).scalar_one()
+        as_id = _INBOX.result_processor(conn.dialect, "id")
+        inserted.update(as_id(inbox_id) for inbox_id in json.loads(found))
+    return inserted
 
 
 @functools.lru_cache(maxsize=64)
@@ -441,19 +453,21 @@ def _postgres_insert_new() -> str:
     job_values = ", ".join("jsonb_build_object('inbox_ids', kept.ids)" if name == "payload" else f"j.{name}"
                            for name in _JOBS.names)
     return (
-        f"WITH new AS (INSERT INTO webhook_inbox ({', '.join(_INBOX_COLUMNS)}, attempts) "
-        f"SELECT {event_values}, 0 FROM jsonb_to_recordset(CAST(%(events)s AS JSONB)) AS e({record(_INBOX)}) "
+        f"WITH e AS (SELECT * FROM jsonb_to_recordset(CAST(%(events)s AS JSONB)) AS e({record(_INBOX)}, ord INTEGER)), "
+        f"new AS (INSERT INTO webhook_inbox ({', '.join(_INBOX_COLUMNS)}, attempts) SELECT {event_values}, 0 FROM e "
         "ON CONFLICT (provider, dedup_key) DO NOTHING RETURNING id, job_id), "
         f"queued AS (INSERT INTO jobs ({', '.join(_JOBS.names)}) "
         f"SELECT {job_values} FROM jsonb_to_recordset(CAST(%(jobs)s AS JSONB)) AS j({record(_JOBS)}) "
-        "JOIN (SELECT job_id, jsonb_agg(id::text ORDER BY id) AS ids FROM new WHERE job_id IS NOT NULL "
-        "GROUP BY job_id) AS kept ON kept.job_id = j.id RETURNING id) "
+        "JOIN (SELECT new.job_id, jsonb_agg(new.id::text ORDER BY e.ord) AS ids FROM new JOIN e ON e.id = new.id "
+        "WHERE new.job_id IS NOT NULL GROUP BY new.job_id) AS kept ON kept.job_id = j.id RETURNING id) "
         "SELECT id, false FROM new UNION ALL SELECT id, true FROM queued"
     )
 
 
 def _as_documents(rows: Sequence[dict[str, Any]], jobs: Sequence[dict[str, Any]]) -> dict[str, str]:
-    return {"events": json_text([{name: row[name] for name in _INBOX_COLUMNS} for row in rows]),
+    """The events carry their place in the batch: a job names its events in the order they arrived."""
+    return {"events": json_text([{"ord": index} | {name: row[name] for name in _INBOX_COLUMNS}
+                                 for index, row in enumerate(rows)]),
             "jobs": json_text(jobs)}
 
 
