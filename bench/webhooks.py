@@ -38,7 +38,7 @@ from hub.db.migrate import upgrade_async
 from hub.db.models import WebhookDelivery
 from hub.events import record_event
 from hub.runtime import Hub
-from hub.serving import run_loop
+from hub.serving import run_loop, tune_interpreter
 from hub.tenants import create_tenant
 from hub.vault import generate_key
 from hub.webhooks.delivery import Sender, payload
@@ -294,6 +294,7 @@ def main(argv: list[str] | None = None) -> int:
             from webhooks_inbound import run_inbound
 
             return run_inbound(args)
+        tune_interpreter()
         return run_loop(outbound(args))  # as ``hub worker`` runs its sender
     return 130
 

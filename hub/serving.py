@@ -1,5 +1,5 @@
-"""How ``hub serve`` runs the API: uvicorn, with the interpreter tuned for a server whose event loop shares
-the GIL with threads that wait on the database."""
+"""How ``hub serve`` runs the API (uvicorn) and ``hub worker`` its loop, with the interpreter tuned for a
+process whose event loop shares the GIL with threads that wait on the database."""
 
 from __future__ import annotations
 
@@ -36,8 +36,8 @@ def run_loop(main: Coroutine[Any, Any, T]) -> T:
 
 
 def tune_interpreter() -> None:
-    """Call once the app is built, before serving: what exists by then (modules, plugins, routes, the
-    ORM's metadata) lives as long as the process, so it is moved out of the collector's sight
+    """Call once the app (or the worker) is built, before serving: what exists by then (modules, plugins,
+    routes, the ORM's metadata) lives as long as the process, so it is moved out of the collector's sight
     (``gc.freeze``) rather than walked again by every full pass."""
     sys.setswitchinterval(SWITCH_INTERVAL_SECONDS)
     gc.collect()

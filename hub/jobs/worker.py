@@ -130,7 +130,7 @@ def run_worker(settings: Settings, make_hub: Callable[[], object], threads: int)
     """One ``hub worker`` process: worker threads, and the relay in the main thread until a signal."""
     import signal
 
-    from hub.serving import run_loop
+    from hub.serving import run_loop, tune_interpreter
 
     runtime = WorkerRuntime(settings, make_hub, threads=threads)
     runtime.start()
@@ -148,6 +148,7 @@ def run_worker(settings: Settings, make_hub: Callable[[], object], threads: int)
         finally:
             await hub.aclose()
 
+    tune_interpreter()
     try:
         run_loop(relay())
     finally:
