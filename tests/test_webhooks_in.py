@@ -100,33 +100,29 @@ async def test_the_first_webhook_of_a_burst_is_written_at_once_and_the_rest_duri
     assert await count(hub, WebhookInbox, WebhookInbox.dedup_key.like("id:evt_burst_%")) == 8
 
 
+def _events(*ids, account: str = "acct-42") -> list[dict]:
+    return [_row("testoauth", VerifiedEvent(type="payment.created", payload={"id": i}, account_id=account,
+                                            event_id=f"evt_many_{i}"), 0, "0" * 64) for i in ids]
+
+
 async def test_redeliveries_in_a_batch_are_stored_once_and_only_new_events_are_queued(client, hub, tenant):
     """A batch mixing events stored earlier, an event twice, and new ones: each request learns which of
     its events were new, and the jobs name exactly the rows stored, each once."""
     await connect(client, tenant)
     intake = hub.webhook_intake
 
-    def rows(*ids: str) -> list[list[dict]]:
-        return [[_row("testoauth", VerifiedEvent(type="payment.created", payload={"id": i}, account_id="acct-42",
-                                                 event_id=f"evt_mix_{i}"), 0, "0" * 64)] for i in ids]
-
-    first = [await intake.store("testoauth", r, None) for r in rows("a", "b")]
-    burst = await asyncio.gather(*(intake.store("testoauth", r, None) for r in rows("a", "c", "c", "d", "b", "e")))
+    first = [await intake.store("testoauth", _events(i), None) for i in "ab"]
+    burst = await asyncio.gather(*(intake.store("testoauth", _events(i), None) for i in "accdbe"))
 
     assert [len(new) for new in first] == [1, 1]
     assert [len(new) for new in burst] == [0, 1, 0, 1, 0, 1]
     stored = {row.id: row.dedup_key for row in await inbox_rows(hub)}
-    assert sorted(stored.values()) == [f"id:evt_mix_{i}" for i in "abcde"]
+    assert sorted(stored.values()) == [f"id:evt_many_{i}" for i in "abcde"]
     assert set().union(*first, *burst) == set(stored)
     async with hub.session() as session:
         payloads = (await session.scalars(select(Job.payload).where(Job.kind == "webhook.process"))).all()
     named = [uuid.UUID(i) for payload in payloads for i in payload["inbox_ids"]]
     assert sorted(named) == sorted(stored)
-
-
-def _events(*ids, account: str = "acct-42") -> list[dict]:
-    return [_row("testoauth", VerifiedEvent(type="payment.created", payload={"id": i}, account_id=account,
-                                            event_id=f"evt_many_{i}"), 0, "0" * 64) for i in ids]
 
 
 async def _named_by_jobs(hub) -> list[list[uuid.UUID]]:
