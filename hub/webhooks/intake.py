@@ -55,7 +55,9 @@ ROUTABLE = ("connected", "pending")
 """Connections a provider's events route to: a pending one hears that its account became usable."""
 MAX_ATTEMPTS = 8
 EVENTS_PER_JOB = 10
-MAX_BATCH_ROWS = 500  # 14 columns a row: well within SQLite's 32,766 bound parameters
+MAX_BATCH_ROWS = 500
+"""Rows a batch takes from the waiting requests (one request alone may bring more); also the most a SQLite
+statement inserts, fewer where its build binds fewer values."""
 
 
 class Submission:
@@ -388,7 +390,8 @@ class _Columns:
                                               strict=True))
 
     def insert(self, conn: Connection_, rows: Sequence[dict[str, Any]]) -> None:
-        markers = ", ".join(["?" if conn.dialect.paramstyle == "qmark" else "%s"] * len(self.names))
+        """SQLite's ``executemany`` (PostgreSQL inserts through ``_INSERT_NEW_POSTGRES``)."""
+        markers = ", ".join(["?"] * len(self.names))
         conn.exec_driver_sql(f"INSERT INTO {self.table.name} ({', '.join(self.names)}) VALUES ({markers})",
                              [self.values(conn.dialect, row) for row in rows])
 
